@@ -1,0 +1,45 @@
+"""Tracked background jobs: `@job_kind` declares work, `enqueue(...)` asks for it.
+
+    from jobs import job_kind, enqueue
+
+    @job_kind("reports.generate", queue="low", max_attempts=3, timeout=300)
+    def generate_report(ctx, *, report_id: int) -> dict: ...
+
+    job = enqueue("reports.generate", tenant=tenant, payload={"report_id": 7}, user=request.user)
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from jobs.registry import job_kind
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from jobs.models import Job
+
+__all__ = ["enqueue", "enqueue_many", "job_kind"]
+
+
+def enqueue(
+    kind: str,
+    *,
+    tenant,
+    payload: dict[str, Any],
+    user=None,
+    run_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    source: str = "view",
+) -> Job:
+    """Store a job of `kind` for `tenant` (None for a system job); it is handed to RQ after commit."""
+    from jobs.services import job_enqueue
+
+    return job_enqueue(kind=kind, tenant=tenant, payload=payload, user=user, run_at=run_at,
+                       idempotency_key=idempotency_key, source=source)
+
+
+def enqueue_many(kind: str, *, tenant, payloads, user=None, source: str = "view") -> list[Job]:
+    """Store many jobs of one kind in one INSERT; handed to RQ in one round trip after commit."""
+    from jobs.services import job_enqueue_many
+
+    return job_enqueue_many(kind=kind, tenant=tenant, payloads=payloads, user=user, source=source)

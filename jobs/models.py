@@ -1,0 +1,207 @@
+"""The truth about every job: one `Job` row per unit of work, one `Attempt` row per execution."""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+def new_job_id() -> uuid.UUID:
+    """A time-ordered UUID (version 7 layout), so new rows land at the end of the primary key index."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= (rand >> 68 & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SCHEDULED = "scheduled", "Scheduled"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    RETRYING = "retrying", "Retrying"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+UNFINISHED = (Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.RUNNING, Status.RETRYING)
+TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+WAITING = (Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.RETRYING)
+
+# The only legal ways into each status. `JobQuerySet.transition` refuses everything else.
+ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    Status.PENDING: (Status.QUEUED, Status.FAILED, Status.CANCELLED),
+    Status.QUEUED: (Status.PENDING, Status.SCHEDULED, Status.RETRYING),
+    Status.RUNNING: (Status.QUEUED,),
+    Status.SUCCEEDED: (Status.RUNNING,),
+    Status.FAILED: (Status.RUNNING,),
+    Status.RETRYING: (Status.RUNNING,),
+    Status.CANCELLED: (Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.RETRYING, Status.RUNNING),
+    Status.SCHEDULED: (),
+}
+
+
+class Source(models.TextChoices):
+    VIEW = "view", "View"
+    SIGNAL = "signal", "Signal"
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    SCHEDULE = "schedule", "Schedule"
+    CLI = "cli", "Command line"
+    JOB = "job", "Another job"
+
+
+class Trigger(models.TextChoices):
+    FIRST = "first", "First run"
+    RETRY = "retry", "Automatic retry"
+    MANUAL = "manual", "Manual retry"
+    RESCUE = "rescue", "Rescue"
+
+
+class Outcome(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    TIMED_OUT = "timed_out", "Timed out"
+    ABANDONED = "abandoned", "Abandoned"
+    STOPPED = "stopped", "Stopped"
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def transition(self, to: str, **fields) -> int:
+        """Compare-and-swap: move the matching rows that may legally reach `to`; return how many moved."""
+        return self.filter(status__in=ALLOWED_FROM[to]).update(status=to, updated_at=timezone.now(), **fields)
+
+    def unfinished(self) -> JobQuerySet:
+        return self.filter(status__in=UNFINISHED)
+
+    def due(self, now) -> JobQuerySet:
+        """Rows the relay may hand to RQ now."""
+        return self.filter(
+            Q(status=Status.PENDING) | Q(status__in=(Status.SCHEDULED, Status.RETRYING), run_at__lte=now)
+        )
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=new_job_id, editable=False)
+    tenant = models.ForeignKey(
+        "tenants.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs",
+        help_text="Empty for system jobs, which only superusers see.",
+    )
+    kind = models.CharField(max_length=100)
+    queue = models.CharField(max_length=32)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+
+    progress = models.PositiveSmallIntegerField(default=0)
+    progress_message = models.CharField(max_length=255, blank=True, default="")
+
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    timeout = models.PositiveIntegerField(default=300, help_text="Seconds per attempt.")
+
+    run_at = models.DateTimeField(null=True, blank=True, help_text="When a scheduled or retrying job is due.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="Last hand-over to RQ.")
+    started_at = models.DateTimeField(null=True, blank=True, help_text="Start of the latest attempt.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    result = models.JSONField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    enqueued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.VIEW)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+
+    # What starts the next attempt, copied onto that Attempt when it is claimed.
+    next_trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.FIRST)
+    next_triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    stop_requested_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "status", "created_at"], name="job_tenant_status_created"),
+            models.Index(fields=["status", "updated_at"], name="job_status_updated"),
+            models.Index(fields=["kind"], name="job_kind"),
+            models.Index(fields=["status", "run_at"], name="job_status_run_at"),
+        ]
+        constraints = [
+            # One unfinished job per idempotency key; the database enforces it, not a check-then-insert.
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False, tenant__isnull=False, status__in=UNFINISHED),
+                name="job_unique_unfinished_key_per_tenant",
+            ),
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=Q(idempotency_key__isnull=False, tenant__isnull=True, status__in=UNFINISHED),
+                name="job_unique_unfinished_system_key",
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_at_most_100"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.short_id}"
+
+    @property
+    def short_id(self) -> str:
+        return str(self.id)[-8:]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class Attempt(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_set")
+    number = models.PositiveIntegerField()
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.FIRST)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    worker_name = models.CharField(max_length=200, blank=True, default="")
+    hostname = models.CharField(max_length=200, blank=True, default="")
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, default="")
+    error_type = models.CharField(max_length=200, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="attempt_unique_number")]
+        indexes = [models.Index(fields=["ended_at", "heartbeat_at"], name="attempt_open_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.job_id}"
+
+    @property
+    def duration(self) -> timedelta | None:
+        return self.ended_at - self.started_at if self.ended_at else None

@@ -1,0 +1,164 @@
+"""Job kinds: `@job_kind` registers a handler with its queue, retry policy, timeout and payload schema."""
+from __future__ import annotations
+
+import inspect
+import json
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+
+Backoff = float | Sequence[float] | Callable[[int], float]
+
+_kinds: dict[str, Kind] = {}
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    handler: Callable[..., Any]
+    queue: str
+    max_attempts: int
+    timeout: int
+    backoff: Backoff
+    backoff_max: float
+    jitter: float
+    schema: type[pydantic.BaseModel]
+
+    def validate(self, payload: Any) -> dict[str, Any]:
+        """The payload as stored: checked, defaults filled in. Raises ValidationError naming the field."""
+        raw = encode_payload(payload)
+        try:
+            model = self.schema.model_validate_json(raw)
+        except pydantic.ValidationError as exc:
+            raise ValidationError(_field_errors(exc)) from None
+        return model.model_dump(mode="json")
+
+    def arguments(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for the handler, typed by the schema (for example datetimes parsed)."""
+        model = self.schema.model_validate_json(json.dumps(payload))
+        return {name: getattr(model, name) for name in type(model).model_fields}
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt`, jittered so retries don't stampede."""
+        if callable(self.backoff):
+            base = float(self.backoff(attempt))
+        elif isinstance(self.backoff, Sequence):
+            base = float(self.backoff[min(attempt, len(self.backoff)) - 1])
+        else:
+            base = min(float(self.backoff) * 2 ** (attempt - 1), self.backoff_max)
+        return max(0.0, base * random.uniform(1 - self.jitter, 1 + self.jitter))
+
+
+def job_kind(
+    name: str,
+    *,
+    queue: str = "default",
+    max_attempts: int = 3,
+    timeout: int = 300,
+    backoff: Backoff = 10.0,
+    backoff_max: float = 3600.0,
+    jitter: float = 0.2,
+    schema: type[pydantic.BaseModel] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `handler(ctx, **payload)` as the job kind `name`.
+
+    The payload schema is `schema`, or else built from the handler's typed keyword parameters. `backoff`
+    is a base in seconds (doubled per attempt up to `backoff_max`), a list of delays, or a function of
+    the attempt number.
+    """
+    if queue not in settings.RQ_QUEUES:
+        raise ImproperlyConfigured(f"job kind {name!r}: unknown queue {queue!r}")
+    if max_attempts < 1:
+        raise ImproperlyConfigured(f"job kind {name!r}: max_attempts must be at least 1")
+
+    def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+        existing = _kinds.get(name)
+        if existing and existing.handler.__qualname__ != handler.__qualname__:
+            raise ImproperlyConfigured(f"job kind {name!r} is already registered by {existing.handler!r}")
+        _kinds[name] = Kind(
+            name=name,
+            handler=handler,
+            queue=queue,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            backoff=backoff,
+            backoff_max=backoff_max,
+            jitter=jitter,
+            schema=schema or schema_from_signature(name, handler),
+        )
+        return handler
+
+    return register
+
+
+def get_kind(name: str) -> Kind:
+    """The registered kind, or a ValidationError on the `kind` field."""
+    try:
+        return _kinds[name]
+    except KeyError:
+        raise ValidationError({"kind": [f"Unknown job kind {name!r}."]}) from None
+
+
+def kind_names() -> list[str]:
+    return sorted(_kinds)
+
+
+def schema_from_signature(name: str, handler: Callable[..., Any]) -> type[pydantic.BaseModel]:
+    """A strict pydantic model of the handler's parameters after `ctx`; unknown fields are refused."""
+    params = list(inspect.signature(handler).parameters.values())[1:]
+    fields: dict[str, Any] = {}
+    extra = "forbid"
+    for param in params:
+        if param.kind is param.VAR_KEYWORD:
+            extra = "allow"
+            continue
+        if param.kind in (param.VAR_POSITIONAL, param.POSITIONAL_ONLY):
+            raise ImproperlyConfigured(f"job kind {name!r}: payload parameters must be keywords")
+        annotation = Any if param.annotation is param.empty else param.annotation
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (annotation, default)
+    config = pydantic.ConfigDict(extra=extra, strict=True)
+    model_name = "".join(part.title() for part in name.replace("-", ".").split(".")) + "Payload"
+    hints = inspect.get_annotations(handler, eval_str=True)
+    for field_name in fields:
+        if field_name in hints:
+            fields[field_name] = (hints[field_name], fields[field_name][1])
+    return pydantic.create_model(model_name, __config__=config, **fields)
+
+
+def encode_payload(payload: Any) -> bytes:
+    """The payload as JSON bytes, or a ValidationError naming what cannot be stored."""
+    if not isinstance(payload, Mapping):
+        raise ValidationError({"payload": [f"Must be a JSON object, not {type(payload).__name__}."]})
+    try:
+        raw = json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
+    except (TypeError, ValueError):
+        raise ValidationError(_unserialisable_fields(payload)) from None
+    limit = settings.JOBS_MAX_PAYLOAD_BYTES
+    if len(raw) > limit:
+        raise ValidationError({"payload": [f"Is {len(raw)} bytes as JSON; the limit is {limit} bytes."]})
+    return raw
+
+
+def _unserialisable_fields(payload: Mapping[str, Any]) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for key, value in payload.items():
+        try:
+            json.dumps({key: value}, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            errors[f"payload.{key}"] = [f"Not JSON-serialisable: {exc}."]
+    return errors or {"payload": ["Not JSON-serialisable (keys must be strings)."]}
+
+
+def _field_errors(exc: pydantic.ValidationError) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for error in exc.errors():
+        field = ".".join(["payload", *(str(part) for part in error["loc"])])
+        message = "Unknown field." if error["type"] == "extra_forbidden" else f"{error['msg']}."
+        errors.setdefault(field, []).append(message)
+    return errors

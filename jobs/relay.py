@@ -1,0 +1,105 @@
+"""The relay: the one gate through which every job reaches RQ.
+
+A row is claimed in the database (`-> queued`) before it is pushed, so two relays never push the same
+row; when Redis is unreachable the claim is undone and the row waits as `pending` for the next pass.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection, Iterator
+from itertools import islice
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import transport
+from jobs.models import Job, Status
+
+logger = logging.getLogger(__name__)
+
+# After a failed push, eager relays (on commit, in a request) skip Redis for this long, so a Redis
+# outage does not add a connect timeout to every request. Periodic passes always try.
+BACKOFF_SECONDS = 5.0
+_redis_down_until = 0.0
+
+
+def redis_recently_down() -> bool:
+    return time.monotonic() < _redis_down_until
+
+
+def push_claimed(batch: list[transport.Handover]) -> bool:
+    """Push rows already marked queued (by enqueue, in the caller's transaction). False if Redis failed."""
+    global _redis_down_until
+    try:
+        transport.push(batch)
+    except transport.TransportError as exc:
+        _release(batch)
+        _redis_down_until = time.monotonic() + BACKOFF_SECONDS
+        logger.warning("Redis unreachable, %d job(s) stay pending: %s", len(batch), exc)
+        return False
+    return True
+
+
+def relay(*, job_ids: Collection[UUID] | None = None, eager: bool = False) -> int:
+    """Hand due jobs (all, or only `job_ids`) to RQ; return how many were handed over."""
+    if eager and redis_recently_down():
+        return 0
+    handed = 0
+    for chunk in _chunks(job_ids):
+        while True:
+            batch = _claim_batch(chunk)
+            if not batch:
+                break
+            if not push_claimed(batch):
+                return handed
+            handed += len(batch)
+            if chunk is not None:
+                break
+    return handed
+
+
+def _chunks(job_ids: Collection[UUID] | None) -> Iterator[list[UUID] | None]:
+    if job_ids is None:
+        yield None
+        return
+    iterator = iter(job_ids)
+    while chunk := list(islice(iterator, settings.JOBS_RELAY_BATCH)):
+        yield chunk
+
+
+def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
+    now = timezone.now()
+    with transaction.atomic():
+        rows = Job.objects.due(now)
+        if job_ids is not None:
+            rows = rows.filter(pk__in=job_ids)
+        rows = list(
+            rows.select_for_update(skip_locked=True, of=("self",))
+            .order_by("run_at", "created_at")
+            .values_list("id", "queue", "kind", "tenant__slug", "timeout", "attempts")[: settings.JOBS_RELAY_BATCH]
+        )
+        if not rows:
+            return []
+        claimed = Job.objects.filter(pk__in=[row[0] for row in rows]).transition(Status.QUEUED, enqueued_at=now)
+        if claimed != len(rows):
+            # Without row locks (SQLite) another relay may have raced us; re-read what is ours.
+            ours = set(Job.objects.filter(pk__in=[r[0] for r in rows], enqueued_at=now).values_list("id", flat=True))
+            rows = [row for row in rows if row[0] in ours]
+    return [
+        transport.Handover(
+            job_id=str(job_id),
+            queue=queue,
+            kind=kind,
+            tenant=tenant_slug or "system",
+            timeout=timeout,
+            fresh=attempts == 0,
+        )
+        for job_id, queue, kind, tenant_slug, timeout, attempts in rows
+    ]
+
+
+def _release(batch: list[transport.Handover]) -> None:
+    Job.objects.filter(pk__in=[item.job_id for item in batch], status=Status.QUEUED).transition(Status.PENDING)

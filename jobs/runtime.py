@@ -1,0 +1,354 @@
+"""Running one attempt: claim it in the database, run the kind's handler, record the outcome.
+
+The claim is a conditional UPDATE (`queued -> running`), so a second delivery of the same job while
+one runs finds nothing to claim and does nothing. The outcome is written only if the attempt is still
+open, so a late horse cannot overwrite what the reconciler already decided.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from rq.timeouts import JobTimeoutException
+
+from jobs import signals
+from jobs.models import Attempt, Job, Outcome, Status, Trigger
+from jobs.registry import Kind, get_kind
+
+logger = logging.getLogger(__name__)
+
+ERROR_MESSAGE_LIMIT = 2000
+TRACEBACK_LIMIT = 20000
+
+
+class JobStopped(Exception):
+    """Raised inside a handler (at `ctx.progress`) when staff asked to stop the running job."""
+
+
+class AttemptFailed(Exception):
+    """Raised to RQ after a failed attempt was recorded, so RQ's own state shows the failure too."""
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    name: str
+    hostname: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+
+@dataclass
+class Claim:
+    job: Job
+    attempt: Attempt
+
+
+@dataclass
+class AttemptResult:
+    outcome: str
+    result: Any = None
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+    progress: int | None = None
+    progress_message: str | None = None
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> AttemptResult:
+        return cls(**json.loads(raw))
+
+    @property
+    def summary(self) -> str:
+        return f"{self.error_type}: {self.error_message}" if self.error_type else self.error_message
+
+
+class JobContext:
+    """What a handler gets as `ctx`: the job, its tenant, the attempt, and throttled progress."""
+
+    def __init__(self, claim: Claim) -> None:
+        self.job = claim.job
+        self.tenant = claim.job.tenant
+        self.attempt = claim.attempt
+        self._reported: tuple[int, str] | None = None
+        self._written: tuple[int, str] | None = None
+        self._last_write = 0.0
+
+    def progress(self, percent: float, message: str = "") -> None:
+        """Report progress (0-100). Writes are throttled; the last value always lands at the end."""
+        self._reported = (max(0, min(100, int(percent))), str(message)[:255])
+        if time.monotonic() - self._last_write >= settings.JOBS_PROGRESS_MIN_INTERVAL:
+            self._flush()
+        self.check_stop()
+
+    @property
+    def stop_requested(self) -> bool:
+        return str(self.job.pk) in _stop_requests
+
+    def check_stop(self) -> None:
+        if self.stop_requested:
+            raise JobStopped("Stopped on request")
+
+    def _flush(self) -> None:
+        self._last_write = time.monotonic()
+        if self._reported is None or self._reported == self._written:
+            return
+        percent, message = self._reported
+        Job.objects.filter(pk=self.job.pk, status=Status.RUNNING, attempts=self.attempt.number).update(
+            progress=percent, progress_message=message
+        )
+        self._written = self._reported
+
+    def final_progress(self) -> tuple[int | None, str | None]:
+        return self._reported if self._reported else (None, None)
+
+
+# Job ids that staff asked to stop; a SimpleWorker has no horse to kill, so handlers see it at ctx.progress.
+_stop_requests: set[str] = set()
+
+
+def request_stop(job_id: str) -> None:
+    _stop_requests.add(str(job_id))
+
+
+def attempt_claim(*, job_id: str, worker: WorkerIdentity) -> Claim | None:
+    """Start the next attempt of a queued job, or return None when there is nothing to claim."""
+    now = timezone.now()
+    with transaction.atomic():
+        _relax_durability()
+        claimed = Job.objects.filter(pk=job_id).transition(
+            Status.RUNNING, attempts=F("attempts") + 1, started_at=now, progress=0, progress_message=""
+        )
+        if not claimed:
+            logger.info("Job %s: nothing to claim (not queued); delivery ignored", job_id)
+            return None
+        job = Job.objects.select_related("tenant").get(pk=job_id)
+        attempt = Attempt.objects.create(
+            job=job,
+            number=job.attempts,
+            trigger=job.next_trigger,
+            triggered_by_id=job.next_triggered_by_id,
+            worker_name=worker.name,
+            hostname=worker.hostname,
+            pid=worker.pid,
+            started_at=now,
+            heartbeat_at=now,
+        )
+    signals.job_started.send(sender=Job, job=job, attempt=attempt)
+    return Claim(job=job, attempt=attempt)
+
+
+def _relax_durability() -> None:
+    # The "started" write may be lost in a database crash without harm: the reconciler re-delivers a
+    # queued job whose RQ entry is gone. Skipping the WAL flush here is most of the mirror's cost.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def attempt_execute(claim: Claim) -> AttemptResult:
+    """Run the handler; never raises for the handler's own errors, which become the result."""
+    ctx = JobContext(claim)
+    try:
+        kind = get_kind(claim.job.kind)
+        value = kind.handler(ctx, **kind.arguments(claim.job.payload))
+        _check_json(value)
+        outcome = AttemptResult(Outcome.SUCCEEDED, result=value)
+    except JobStopped as exc:
+        outcome = _error_result(Outcome.STOPPED, exc)
+    except JobTimeoutException as exc:
+        outcome = _error_result(Outcome.TIMED_OUT, exc)
+    except Exception as exc:
+        outcome = _error_result(Outcome.FAILED, exc)
+    finally:
+        _stop_requests.discard(str(claim.job.pk))
+    outcome.progress, outcome.progress_message = ctx.final_progress()
+    return outcome
+
+
+def _check_json(value: Any) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"Job result is not JSON-serialisable: {exc}") from None
+
+
+def _error_result(outcome: str, exc: BaseException) -> AttemptResult:
+    return AttemptResult(
+        outcome,
+        error_type=type(exc).__name__,
+        error_message=str(exc)[:ERROR_MESSAGE_LIMIT],
+        traceback="".join(traceback.format_exception(exc))[-TRACEBACK_LIMIT:],
+    )
+
+
+def attempt_finish(*, claim: Claim, result: AttemptResult, retry_trigger: str = Trigger.RETRY) -> Job | None:
+    """Record an attempt's outcome and move the job on: succeeded, retrying (with backoff) or failed.
+
+    Returns the updated job, or None when the attempt had already been settled elsewhere.
+    """
+    job, attempt = claim.job, claim.attempt
+    if result.outcome == Outcome.ABANDONED and _stop_was_requested(job.pk):
+        result.outcome = Outcome.STOPPED
+    now = timezone.now()
+    status, fields = _next_state(job, attempt, result, now, retry_trigger)
+    with transaction.atomic():
+        settled = Attempt.objects.filter(pk=attempt.pk, ended_at__isnull=True).update(
+            ended_at=now,
+            outcome=result.outcome,
+            error_type=result.error_type[:200],
+            error_message=result.error_message,
+            traceback=result.traceback,
+        )
+        if not settled:
+            return None
+        moved = Job.objects.filter(pk=job.pk, attempts=attempt.number).transition(status, **fields)
+    if not moved:
+        logger.warning("Job %s: attempt %s recorded but the job had moved on", job.pk, attempt.number)
+        return None
+    job.refresh_from_db()
+    _announce(job, attempt)
+    return job
+
+
+def _stop_was_requested(job_id) -> bool:
+    return Job.objects.filter(pk=job_id, stop_requested_at__isnull=False).exists()
+
+
+def _next_state(job: Job, attempt: Attempt, result: AttemptResult, now, retry_trigger: str):
+    fields: dict[str, Any] = {}
+    if result.progress is not None:
+        fields.update(progress=result.progress, progress_message=result.progress_message or "")
+    if result.outcome == Outcome.SUCCEEDED:
+        fields.update(progress=100, result=result.result, finished_at=now, last_error="")
+        return Status.SUCCEEDED, fields
+    fields["last_error"] = result.summary[:ERROR_MESSAGE_LIMIT]
+    if result.outcome == Outcome.STOPPED:
+        fields["finished_at"] = now
+        return Status.CANCELLED, fields
+    if attempt.number < job.max_attempts:
+        delay = _retry_delay(job, attempt.number)
+        fields.update(run_at=now + timedelta(seconds=delay), next_trigger=retry_trigger, next_triggered_by=None)
+        return Status.RETRYING, fields
+    fields["finished_at"] = now
+    return Status.FAILED, fields
+
+
+def _retry_delay(job: Job, attempt_number: int) -> float:
+    try:
+        kind: Kind = get_kind(job.kind)
+    except Exception:
+        return 60.0
+    return kind.retry_delay(attempt_number)
+
+
+def _announce(job: Job, attempt: Attempt) -> None:
+    signal = {
+        Status.SUCCEEDED: signals.job_succeeded,
+        Status.FAILED: signals.job_failed,
+        Status.CANCELLED: signals.job_cancelled,
+    }.get(job.status)
+    if signal is not None:
+        signal.send(sender=Job, job=job, attempt=attempt)
+
+
+class Heartbeat:
+    """One thread per process that keeps `heartbeat_at` fresh on the attempts this process runs.
+
+    The reconciler treats an attempt whose heartbeat is older than JOBS_ABANDON_AFTER_SECONDS as
+    abandoned (its worker died). The beat lives in the database, so a Redis flush or restart does not
+    make running jobs look dead.
+    """
+
+    def __init__(self) -> None:
+        self._attempt_ids: set[int] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._owner_pid = 0
+
+    @contextmanager
+    def beating(self, attempt_id: int):
+        self._ensure_thread()
+        with self._lock:
+            self._attempt_ids.add(attempt_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._attempt_ids.discard(attempt_id)
+
+    def _ensure_thread(self) -> None:
+        # A forked child inherits this object but not the thread.
+        if self._thread is None or self._owner_pid != os.getpid() or not self._thread.is_alive():
+            self._owner_pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="jobs-heartbeat", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(settings.JOBS_HEARTBEAT_SECONDS)
+            with self._lock:
+                ids = list(self._attempt_ids)
+            if not ids:
+                continue
+            try:
+                Attempt.objects.filter(pk__in=ids, ended_at__isnull=True).update(heartbeat_at=timezone.now())
+            except Exception:
+                logger.exception("Heartbeat write failed; will retry")
+                close_old_connections()
+
+
+heartbeat = Heartbeat()
+
+
+# --- Hand-over between a tracked worker and the entry point -------------------------------------
+# A tracked worker claims the attempt in its own process (which keeps a warm database connection)
+# before it forks, and records the outcome after the horse exits. The horse only runs the handler
+# and delivers the result back through `deliver`.
+
+_prepared: tuple[str, Claim | None, Any] | None = None
+
+
+def prepare(*, job_id: str, claim: Claim | None, deliver) -> None:
+    global _prepared
+    _prepared = (job_id, claim, deliver)
+
+
+def take_prepared(job_id: str) -> tuple[bool, Claim | None, Any]:
+    global _prepared
+    if _prepared is None or _prepared[0] != job_id:
+        return False, None, None
+    _, claim, deliver = _prepared
+    _prepared = None
+    return True, claim, deliver
+
+
+def run_unmanaged(job_id: str) -> dict[str, str]:
+    """The whole attempt in one process, for workers that are not tracked workers (any RQ worker)."""
+    claim = attempt_claim(job_id=job_id, worker=WorkerIdentity(name=os.environ.get("RQ_WORKER_ID", "rq")))
+    if claim is None:
+        return {"outcome": "skipped"}
+    with heartbeat.beating(claim.attempt.pk):
+        result = attempt_execute(claim)
+    attempt_finish(claim=claim, result=result)
+    return raise_or_report(result)
+
+
+def raise_or_report(result: AttemptResult) -> dict[str, str]:
+    if result.outcome != Outcome.SUCCEEDED:
+        raise AttemptFailed(result.summary)
+    return {"outcome": result.outcome}

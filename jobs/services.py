@@ -1,0 +1,235 @@
+"""Writes: enqueue, cancel, stop, retry. Views, admin actions, commands and the API call these."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobs import relay as relay_module
+from jobs import signals, transport
+from jobs.models import WAITING, Job, Source, Status, Trigger, new_job_id
+from jobs.registry import Kind, get_kind
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_KEY_MAX = 200
+
+
+class JobStateError(ValidationError):
+    """The job is not in a state that allows this action."""
+
+
+def job_enqueue(
+    *,
+    kind: str,
+    tenant: Tenant | None,
+    payload: Mapping[str, Any],
+    user=None,
+    run_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    source: str = Source.VIEW,
+) -> Job:
+    """Store a job in the caller's transaction and hand it to RQ after commit.
+
+    Bad input raises a ValidationError naming the field; nothing is stored then. With an
+    idempotency key, an unfinished job of the same tenant and key is returned instead of a new one.
+    """
+    spec = get_kind(kind)
+    job = _build_job(spec, tenant=tenant, payload=payload, user=user, run_at=run_at,
+                     idempotency_key=idempotency_key, source=source)
+    if idempotency_key is None:
+        job.save(force_insert=True)
+    else:
+        existing = _insert_or_existing(job)
+        if existing is not None:
+            return existing
+    if job.status == Status.QUEUED:
+        transaction.on_commit(partial(_push_after_commit, [job]), robust=True)
+    return job
+
+
+def job_enqueue_many(
+    *,
+    kind: str,
+    tenant: Tenant | None,
+    payloads: Iterable[Mapping[str, Any]],
+    user=None,
+    source: str = Source.VIEW,
+) -> list[Job]:
+    """Enqueue many jobs of one kind with one INSERT and one Redis round trip.
+
+    Every payload is validated first; one bad payload rejects the whole batch, with errors named
+    `payloads[i].field`, and nothing is stored.
+    """
+    spec = get_kind(kind)
+    jobs, errors = [], {}
+    for index, payload in enumerate(payloads):
+        try:
+            jobs.append(_build_job(spec, tenant=tenant, payload=payload, user=user, source=source))
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                errors[f"payloads[{index}].{field}"] = messages
+    if errors:
+        raise ValidationError(errors)
+    Job.objects.bulk_create(jobs, batch_size=1000)
+    transaction.on_commit(partial(_push_after_commit, jobs), robust=True)
+    return jobs
+
+
+def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempotency_key=None) -> Job:
+    _check_tenant(tenant)
+    stored = spec.validate(payload)
+    _check_key(idempotency_key)
+    now = timezone.now()
+    if run_at is not None and timezone.is_naive(run_at):
+        raise ValidationError({"run_at": ["Must be timezone-aware."]})
+    scheduled = run_at is not None and run_at > now
+    # Redis has been failing: store the job as pending so no post-commit push is attempted;
+    # otherwise mark it queued now and push right after commit (one write instead of two). If the
+    # process dies between commit and push, the reconciler finds a queued job Redis never got.
+    if scheduled:
+        status = Status.SCHEDULED
+    elif relay_module.redis_recently_down():
+        status = Status.PENDING
+    else:
+        status = Status.QUEUED
+    return Job(
+        id=new_job_id(),
+        tenant=tenant,
+        kind=spec.name,
+        queue=spec.queue,
+        payload=stored,
+        status=status,
+        max_attempts=spec.max_attempts,
+        timeout=spec.timeout,
+        run_at=run_at if scheduled else None,
+        created_at=now,
+        updated_at=now,
+        enqueued_at=now if status == Status.QUEUED else None,
+        enqueued_by=user if getattr(user, "is_authenticated", False) else None,
+        source=source,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _check_tenant(tenant: Tenant | None) -> None:
+    if tenant is None:
+        return
+    if not isinstance(tenant, Tenant) or tenant.pk is None:
+        raise ValidationError({"tenant": ["Must be a saved Tenant or None for a system job."]})
+    if not tenant.active:
+        raise ValidationError({"tenant": [f"Tenant {tenant.slug!r} is inactive."]})
+
+
+def _check_key(key: str | None) -> None:
+    if key is None:
+        return
+    if not isinstance(key, str) or not key.strip():
+        raise ValidationError({"idempotency_key": ["Must be a non-empty string."]})
+    if len(key) > IDEMPOTENCY_KEY_MAX:
+        raise ValidationError({"idempotency_key": [f"Is {len(key)} characters; the limit is {IDEMPOTENCY_KEY_MAX}."]})
+
+
+def _insert_or_existing(job: Job) -> Job | None:
+    # The partial unique index decides; a savepoint keeps the caller's transaction usable.
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                job.save(force_insert=True)
+            return None
+        except IntegrityError:
+            existing = (Job.objects.unfinished()
+                        .filter(tenant=job.tenant, idempotency_key=job.idempotency_key).first())
+            if existing is not None:
+                return existing
+    raise ValidationError({"idempotency_key": ["Conflicts with a job that keeps changing state; try again."]})
+
+
+def _push_after_commit(jobs: list[Job]) -> None:
+    handovers = [
+        transport.Handover(job_id=str(job.pk), queue=job.queue, kind=job.kind,
+                           tenant=job.tenant.slug if job.tenant else "system", timeout=job.timeout, fresh=True)
+        for job in jobs
+    ]
+    relay_module.push_claimed(handovers)
+
+
+def job_cancel(*, job: Job, user=None) -> Job:
+    """Cancel a job that has not started (pending, scheduled, queued or retrying)."""
+    now = timezone.now()
+    moved = Job.objects.filter(pk=job.pk, status__in=WAITING).transition(
+        Status.CANCELLED, finished_at=now, last_error=_by("Cancelled", user)
+    )
+    if not moved:
+        job.refresh_from_db()
+        raise JobStateError(f"Job {job.short_id} is {job.status}; only waiting jobs can be cancelled.")
+    try:
+        transport.remove(str(job.pk), job.queue)
+    except transport.TransportError:
+        pass  # A worker that still receives it finds nothing to claim.
+    job.refresh_from_db()
+    signals.job_cancelled.send(sender=Job, job=job, attempt=None)
+    return job
+
+
+def job_stop(*, job: Job, user=None) -> Job:
+    """Stop a running job. The attempt is recorded as `stopped` and never retried automatically."""
+    moved = Job.objects.filter(pk=job.pk, status=Status.RUNNING, stop_requested_at__isnull=True).update(
+        stop_requested_at=timezone.now(), last_error=_by("Stop requested", user)
+    )
+    job.refresh_from_db()
+    if not moved and job.status != Status.RUNNING:
+        raise JobStateError(f"Job {job.short_id} is {job.status}; only running jobs can be stopped.")
+    try:
+        transport.stop(str(job.pk))
+    except transport.TransportError:
+        logger.warning("Job %s: Redis unreachable, stop will be applied when the attempt is reconciled", job.pk)
+    return job
+
+
+def job_retry(*, job: Job, user=None) -> Job:
+    """Start a new attempt of a failed or cancelled job, with the kind's full retry allowance again."""
+    try:
+        extra = get_kind(job.kind).max_attempts
+    except ValidationError:
+        extra = 1
+    try:
+        with transaction.atomic():
+            moved = _reopen(job, user, extra)
+    except IntegrityError:
+        raise JobStateError(
+            f"Job {job.short_id} cannot be retried: another unfinished job holds its idempotency key."
+        ) from None
+    if not moved:
+        job.refresh_from_db()
+        raise JobStateError(f"Job {job.short_id} is {job.status}; only failed or cancelled jobs can be retried.")
+    transaction.on_commit(partial(relay_module.relay, job_ids=[job.pk], eager=True), robust=True)
+    job.refresh_from_db()
+    return job
+
+
+def _reopen(job: Job, user, extra_attempts: int) -> int:
+    return Job.objects.filter(pk=job.pk).transition(
+        Status.PENDING,
+        max_attempts=job.attempts + extra_attempts,
+        next_trigger=Trigger.MANUAL,
+        next_triggered_by=user if getattr(user, "is_authenticated", False) else None,
+        finished_at=None,
+        run_at=None,
+        stop_requested_at=None,
+        progress=0,
+        progress_message="",
+    )
+
+
+def _by(action: str, user) -> str:
+    name = getattr(user, "get_username", lambda: "")()
+    return f"{action} by {name}" if name else action
+

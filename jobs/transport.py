@@ -1,0 +1,193 @@
+"""Everything that talks to Redis through RQ. The rest of the engine sees job ids, never RQ objects.
+
+RQ carries one thing per job: the Job row's id, as the only argument of `jobs.tasks.run_job`, serialised
+as JSON. Workers resolve no other function name found in Redis.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import django_rq
+from django.conf import settings
+from redis import Redis
+from redis.exceptions import RedisError
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job as RQJob
+from rq.queue import Queue
+from rq.serializers import JSONSerializer
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT = "jobs.tasks.run_job"
+
+# Failures that mean "Redis is not reachable right now"; callers keep the row in the database.
+TransportError = RedisError
+
+
+class ForbiddenJobFunction(Exception):
+    """A job in Redis names a function outside the allowlist; it is refused, never imported."""
+
+
+def allowed_functions() -> frozenset[str]:
+    return frozenset({ENTRY_POINT, *getattr(settings, "JOBS_EXTRA_RQ_FUNCTIONS", ())})
+
+
+class TrackedRQJob(RQJob):
+    """An RQ job that resolves only allowlisted functions and callbacks, and only by name."""
+
+    def _check(self, name: str | None) -> None:
+        if name and name not in allowed_functions():
+            logger.error("Refused RQ job %s: function %r is not allowed", self.id, name)
+            raise ForbiddenJobFunction(f"function {name!r} is not allowed")
+
+    @property
+    def func(self):
+        self._check(self.func_name)
+        if self.instance is not None:
+            raise ForbiddenJobFunction("bound-method jobs are not allowed")
+        return super().func
+
+    @property
+    def success_callback(self):
+        self._check(self._success_callback_name)
+        return super().success_callback
+
+    @property
+    def failure_callback(self):
+        self._check(self._failure_callback_name)
+        return super().failure_callback
+
+    @property
+    def stopped_callback(self):
+        self._check(self._stopped_callback_name)
+        return super().stopped_callback
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What the relay gives RQ for one job."""
+
+    job_id: str
+    queue: str
+    kind: str
+    tenant: str
+    timeout: int
+    fresh: bool  # False when an earlier attempt may have left an RQ job under the same id
+
+
+_queues: dict[tuple[str, str], Queue] = {}
+
+
+def get_queue(name: str) -> Queue:
+    """A cached RQ queue (JSON serializer, our job class); cached because each new Queue asks Redis INFO."""
+    key = (name, settings.RQ_QUEUES[name].get("URL", ""))
+    queue = _queues.get(key)
+    if queue is None:
+        queue = django_rq.get_queue(name, serializer=JSONSerializer, job_class=TrackedRQJob)
+        _queues[key] = queue
+    return queue
+
+
+def get_connection() -> Redis:
+    return get_queue("default").connection
+
+
+def push(handovers: Iterable[Handover]) -> None:
+    """Hand jobs to RQ in one round trip. Raises `TransportError` when Redis is unreachable."""
+    by_queue: dict[str, list[Handover]] = defaultdict(list)
+    for handover in handovers:
+        by_queue[handover.queue].append(handover)
+    if not by_queue:
+        return
+    connection = get_connection()
+    stale_executions = _stale_executions(by_queue)
+    with connection.pipeline() as pipe:
+        for queue_name, items in by_queue.items():
+            queue = get_queue(queue_name)
+            for item in items:
+                if not item.fresh:
+                    _forget(pipe, queue, item.job_id)
+            if stale_executions.get(queue_name):
+                pipe.zrem(queue.started_job_registry.key, *stale_executions[queue_name])
+            queue.enqueue_many([_enqueue_data(queue, item) for item in items], pipeline=pipe)
+        pipe.execute()
+
+
+def _enqueue_data(queue: Queue, item: Handover):
+    return queue.prepare_data(
+        ENTRY_POINT,
+        args=(item.job_id,),
+        job_id=item.job_id,
+        timeout=item.timeout,
+        description=f"{item.kind} [{item.tenant}]",
+        meta={"kind": item.kind, "tenant": item.tenant},
+        result_ttl=settings.RQ.get("DEFAULT_RESULT_TTL", 600),
+        failure_ttl=settings.JOBS_RQ_FAILURE_TTL,
+    )
+
+
+def _stale_executions(by_queue: dict[str, list[Handover]]) -> dict[str, list[bytes]]:
+    """Started-registry entries an abandoned attempt left behind; RQ would later fail the new run."""
+    stale: dict[str, list[bytes]] = {}
+    for queue_name, items in by_queue.items():
+        retried = {item.job_id.encode() for item in items if not item.fresh}
+        if not retried:
+            continue
+        members = get_queue(queue_name).connection.zrange(get_queue(queue_name).started_job_registry.key, 0, -1)
+        stale[queue_name] = [m for m in members if m.split(b":", 1)[0] in retried]
+    return stale
+
+
+def _forget(pipe, queue: Queue, job_id: str) -> None:
+    """Drop what an earlier attempt left in Redis under this id, so the new hand-over starts clean."""
+    pipe.delete(RQJob.key_for(job_id))
+    pipe.zrem(queue.failed_job_registry.key, job_id)
+    pipe.zrem(queue.finished_job_registry.key, job_id)
+    pipe.lrem(queue.key, 0, job_id)
+
+
+def remove(job_id: str, queue_name: str) -> None:
+    """Take a waiting job out of RQ (cancel). Missing keys are fine: the database decides."""
+    queue = get_queue(queue_name)
+    with queue.connection.pipeline() as pipe:
+        _forget(pipe, queue, job_id)
+        pipe.execute()
+
+
+def missing(job_ids: list[str]) -> set[str]:
+    """Ids whose RQ job hash is gone, or left in a finished state by an earlier attempt."""
+    if not job_ids:
+        return set()
+    connection = get_connection()
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hget(RQJob.key_for(job_id), "status")
+        statuses = pipe.execute()
+    live = {b"queued", b"started", b"deferred", b"scheduled", "queued", "started", "deferred", "scheduled"}
+    return {job_id for job_id, status in zip(job_ids, statuses, strict=True) if status not in live}
+
+
+def stop(job_id: str) -> bool:
+    """Ask the worker running this job to stop it. False when RQ knows no running job by that id."""
+    try:
+        send_stop_job_command(get_connection(), job_id, serializer=JSONSerializer)
+    except (NoSuchJobError, InvalidJobOperation):
+        return False
+    return True
+
+
+def ping() -> bool:
+    try:
+        return bool(get_connection().ping())
+    except TransportError:
+        return False
+
+
+def acquire_lock(name: str, *, ttl: float) -> bool:
+    """True if this process took the named lock; it expires by itself after `ttl` seconds."""
+    return bool(get_connection().set(name, os.getpid(), nx=True, px=max(1, int(ttl * 1000))))

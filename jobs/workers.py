@@ -1,0 +1,171 @@
+"""Tracked RQ workers: what `manage.py rqworker` runs (settings.RQ["WORKER_CLASS"]).
+
+The worker process claims each attempt and records its outcome itself, over its own long-lived database
+connection; the forked work horse only runs the handler and hands the result back through a file. A
+horse never reuses its parent's database connection and never has to open one unless the handler
+itself uses the database.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import tempfile
+import time
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from rq.serializers import JSONSerializer
+from rq.worker import SimpleWorker, Worker
+
+from jobs import reconciler, runtime
+from jobs.models import Outcome
+from jobs.transport import TrackedRQJob
+
+logger = logging.getLogger(__name__)
+
+_ACCEPTED_SERIALIZERS = {None, "json", "rq.serializers.JSONSerializer", JSONSerializer,
+                         # django-rq's rqworker passes its pickle default even when nobody asked for it.
+                         "rq.serializers.DefaultSerializer"}
+
+# Connections inherited from the parent; kept referenced so their finalizers never run in the horse
+# (closing them there would end the parent's session on the shared socket).
+_inherited_connections: list[object] = []
+
+
+class TrackedWorkerMixin:
+    def __init__(self, *args, serializer=None, job_class=None, **kwargs) -> None:
+        if serializer not in _ACCEPTED_SERIALIZERS:
+            raise ImproperlyConfigured(f"Tracked workers use JSON only; refusing serializer {serializer!r}")
+        if not (isinstance(job_class, type) and issubclass(job_class, TrackedRQJob)):
+            job_class = TrackedRQJob
+        super().__init__(*args, serializer=JSONSerializer, job_class=job_class, **kwargs)
+        self._outbox = tempfile.TemporaryFile(prefix="jobs-outbox-")
+        self._stop_seen: str | None = None
+        self._horse_exit: int | None = None
+        self._last_reconcile = 0.0
+
+    # RQ sets this from its pubsub thread when staff stop a job; remember it for the outcome and
+    # tell the runtime, which is how a SimpleWorker (no horse to kill) stops at ctx.progress().
+    @property
+    def _stopped_job_id(self) -> str | None:
+        return self.__dict__.get("_stopped_job")
+
+    @_stopped_job_id.setter
+    def _stopped_job_id(self, value: str | None) -> None:
+        self.__dict__["_stopped_job"] = value
+        if value:
+            self._stop_seen = value
+            runtime.request_stop(value)
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # Wake up while idle so reconciler passes run even when no job arrives.
+        return max(1, min(super().dequeue_timeout, int(settings.JOBS_RECONCILE_SECONDS)))
+
+    @property
+    def should_run_maintenance_tasks(self) -> bool:
+        return super().should_run_maintenance_tasks or self._reconcile_due()
+
+    def run_maintenance_tasks(self) -> None:
+        if super().should_run_maintenance_tasks:
+            super().run_maintenance_tasks()
+        if self._reconcile_due():
+            self._last_reconcile = time.monotonic()
+            reconciler.reconcile_if_leader()
+
+    def _reconcile_due(self) -> bool:
+        return time.monotonic() - self._last_reconcile >= settings.JOBS_RECONCILE_SECONDS
+
+    def execute_job(self, job, queue) -> None:
+        claim = self._claim(job.id)
+        os.ftruncate(self._outbox.fileno(), 0)
+        self._stop_seen, self._horse_exit = None, None
+        runtime.prepare(job_id=job.id, claim=claim, deliver=self._deliver)
+        started = time.monotonic()
+        try:
+            if claim is None:
+                super().execute_job(job, queue)
+                return
+            with runtime.heartbeat.beating(claim.attempt.pk):
+                super().execute_job(job, queue)
+            result = self._collect(claim, time.monotonic() - started)
+            runtime.attempt_finish(claim=claim, result=result)
+        finally:
+            runtime.take_prepared(job.id)
+
+    def _claim(self, job_id: str) -> runtime.Claim | None:
+        try:
+            return runtime.attempt_claim(job_id=job_id, worker=runtime.WorkerIdentity(name=self.name))
+        except Exception:
+            # The database is unreachable: leave the row queued; the reconciler re-delivers it.
+            logger.exception("Job %s: could not claim the attempt; leaving it for the reconciler", job_id)
+            return None
+
+    def _deliver(self, result: runtime.AttemptResult) -> None:
+        os.pwrite(self._outbox.fileno(), result.to_json(), 0)
+
+    def _collect(self, claim: runtime.Claim, elapsed: float) -> runtime.AttemptResult:
+        size = os.fstat(self._outbox.fileno()).st_size
+        if size:
+            return runtime.AttemptResult.from_json(os.pread(self._outbox.fileno(), size, 0))
+        if self._stop_seen == str(claim.job.pk):
+            return runtime.AttemptResult(Outcome.STOPPED, error_type="JobStopped",
+                                         error_message="Stopped on request; the work horse was terminated")
+        if elapsed >= claim.job.timeout:
+            return runtime.AttemptResult(Outcome.TIMED_OUT, error_type="JobTimeoutException",
+                                         error_message=f"No result after the {claim.job.timeout}s timeout")
+        return runtime.AttemptResult(Outcome.ABANDONED, error_type="WorkHorseDied",
+                                     error_message=f"The work horse died ({_describe_exit(self._horse_exit)})")
+
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage) -> None:
+        self._horse_exit = ret_val
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+
+    def main_work_horse(self, job, queue) -> None:
+        _detach_inherited_connections()
+        _die_with_parent(expected_parent=self.pid)
+        super().main_work_horse(job, queue)
+
+    def perform_job(self, job, queue, *args) -> bool:
+        try:
+            return super().perform_job(job, queue, *args)
+        finally:
+            if self.is_horse:
+                connections.close_all()
+
+
+class TrackedWorker(TrackedWorkerMixin, Worker):
+    """Forks a work horse per job: isolation (memory, crashes, hard stop) at the cost of a fork."""
+
+
+class TrackedSimpleWorker(TrackedWorkerMixin, SimpleWorker):
+    """Runs jobs in the worker process: fastest, no isolation; stop is cooperative (ctx.progress)."""
+
+
+def _detach_inherited_connections() -> None:
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _inherited_connections.append(conn.connection)
+            conn.connection = None
+
+
+def _die_with_parent(*, expected_parent: int | None) -> None:
+    """If the worker process is killed, its horse dies too instead of running on as an orphan."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if expected_parent and os.getppid() != expected_parent:
+        os._exit(1)
+
+
+def _describe_exit(status: int | None) -> str:
+    if status is None:
+        return "no exit status"
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.WEXITSTATUS(status)}"
