@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from rq.timeouts import JobTimeoutException
@@ -309,7 +309,9 @@ class Heartbeat:
                 Attempt.objects.filter(pk__in=ids, ended_at__isnull=True).update(heartbeat_at=timezone.now())
             except Exception:
                 logger.exception("Heartbeat write failed; will retry")
-                close_old_connections()
+            finally:
+                # A reconnect every few seconds is cheap; an idle connection held forever is not.
+                connection.close()
 
 
 heartbeat = Heartbeat()

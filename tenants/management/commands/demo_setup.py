@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import enqueue
+from jobs.models import Job, Source
+from jobs.services import job_cancel
+from tenants.models import Membership, Role, Tenant
+
+LOGINS = [
+    # username, password, superuser, tenant slug, role
+    ("admin", "admin-demo", True, None, None),
+    ("alice", "alice-demo", False, "acme", Role.ADMIN),
+    ("bob", "bob-demo", False, "globex", Role.OPERATOR),
+]
+TENANTS = [("acme", "Acme Corp"), ("globex", "Globex Inc")]
+
+
+class Command(BaseCommand):
+    help = "Create demo tenants, logins and jobs in several states (idempotent; DEBUG only)."
+
+    def handle(self, *args, **options) -> None:
+        if not settings.DEBUG:
+            raise CommandError("demo_setup creates well-known passwords; it runs only with DEBUG on.")
+        with transaction.atomic():
+            tenants = {slug: Tenant.objects.get_or_create(slug=slug, defaults={"name": name})[0]
+                       for slug, name in TENANTS}
+            for username, password, superuser, slug, role in LOGINS:
+                self._user(username, password, superuser, tenants.get(slug), role)
+            if not Job.objects.filter(tenant__in=tenants.values()).exists():
+                self._jobs(tenants)
+        lines = ["logins (development only):"] + [
+            f"  {u:<6} / {p:<11} {'superuser' if s else f'staff, {r} of {t}'}" for u, p, s, t, r in LOGINS
+        ]
+        text = "\n".join(lines) + "\n"
+        (Path(settings.BASE_DIR) / ".run").mkdir(exist_ok=True)
+        (Path(settings.BASE_DIR) / ".run" / "demo-logins.txt").write_text(text)
+        self.stdout.write(text)
+
+    def _user(self, username, password, superuser, tenant, role) -> None:
+        user, created = get_user_model().objects.get_or_create(
+            username=username, defaults={"is_staff": True, "is_superuser": superuser,
+                                         "email": f"{username}@example.com"})
+        if created:
+            user.set_password(password)
+            user.save()
+        if tenant is not None:
+            Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": role})
+
+    def _jobs(self, tenants) -> None:
+        acme, globex = tenants["acme"], tenants["globex"]
+        for tenant in (acme, globex):
+            for _ in range(3):
+                enqueue("diagnostics.ping", tenant=tenant, payload={"seconds": 1, "steps": 4}, source=Source.CLI)
+        enqueue("diagnostics.ping", tenant=acme, payload={"fail_times": 1}, source=Source.CLI)
+        enqueue("diagnostics.ping", tenant=acme, payload={"fail_times": 5}, source=Source.CLI)
+        enqueue("diagnostics.ping", tenant=globex, payload={"seconds": 300, "steps": 300}, source=Source.CLI)
+        enqueue("diagnostics.ping", tenant=acme, payload={}, run_at=timezone.now() + timedelta(hours=1),
+                source=Source.CLI)
+        doomed = enqueue("diagnostics.ping", tenant=globex, payload={},
+                         run_at=timezone.now() + timedelta(hours=2), source=Source.CLI)
+        job_cancel(job=doomed)

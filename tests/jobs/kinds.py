@@ -1,0 +1,51 @@
+"""Job kinds used by in-process tests (the worker subprocesses use the built-in diagnostics.ping)."""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from jobs import job_kind
+
+calls: list[tuple[str, dict]] = []
+
+
+@job_kind("tests.echo", queue="high", max_attempts=2, backoff=0)
+def echo(ctx, *, text: str, count: int = 1, when: datetime | None = None) -> dict:
+    calls.append(("tests.echo", {"text": text, "count": count, "when": when}))
+    return {"text": text * count, "tenant": ctx.tenant.slug if ctx.tenant else None}
+
+
+@job_kind("tests.flaky", max_attempts=3, backoff=0)
+def flaky(ctx, *, fail_attempts: int) -> str:
+    calls.append(("tests.flaky", {"attempt": ctx.attempt.number}))
+    if ctx.attempt.number <= fail_attempts:
+        raise RuntimeError(f"boom on attempt {ctx.attempt.number}")
+    return "ok"
+
+
+@job_kind("tests.chatty", max_attempts=1)
+def chatty(ctx, *, reports: int, fail: bool = False) -> None:
+    for i in range(1, reports + 1):
+        ctx.progress(i * 100 / reports, f"report {i}")
+    if fail:
+        raise ValueError("chatty failed at the end")
+
+
+@job_kind("tests.slow", max_attempts=2, timeout=1, backoff=0)
+def slow(ctx, *, seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@job_kind("tests.stoppable", max_attempts=3)
+def stoppable(ctx, *, stop_after: int) -> None:
+    from jobs.services import job_stop
+
+    for i in range(100):
+        if i == stop_after:
+            job_stop(job=ctx.job)
+        ctx.progress(i)
+
+
+@job_kind("tests.bad_result", max_attempts=1)
+def bad_result(ctx) -> object:
+    return {"when": datetime(2026, 1, 1)}
