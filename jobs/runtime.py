@@ -93,25 +93,36 @@ class JobContext:
         self._reported = (max(0, min(100, int(percent))), str(message)[:255])
         if time.monotonic() - self._last_write >= settings.JOBS_PROGRESS_MIN_INTERVAL:
             self._flush()
-        self.check_stop()
+        if str(self.job.pk) in _stop_requests:
+            raise JobStopped("Stopped on request")
 
     @property
     def stop_requested(self) -> bool:
+        """True once staff asked to stop this job (asks the database unless the worker already knows)."""
+        if str(self.job.pk) not in _stop_requests and self._stop_flag_in_database():
+            _stop_requests.add(str(self.job.pk))
         return str(self.job.pk) in _stop_requests
 
     def check_stop(self) -> None:
+        """Raise JobStopped if a stop was requested; long handlers call this at safe points."""
         if self.stop_requested:
             raise JobStopped("Stopped on request")
+
+    def _stop_flag_in_database(self) -> bool:
+        return Job.objects.filter(pk=self.job.pk, stop_requested_at__isnull=False).exists()
 
     def _flush(self) -> None:
         self._last_write = time.monotonic()
         if self._reported is None or self._reported == self._written:
             return
         percent, message = self._reported
-        Job.objects.filter(pk=self.job.pk, status=Status.RUNNING, attempts=self.attempt.number).update(
-            progress=percent, progress_message=message
-        )
+        # Skips the row once a stop is requested, which is how a progress write notices the stop.
+        written = Job.objects.filter(
+            pk=self.job.pk, status=Status.RUNNING, attempts=self.attempt.number, stop_requested_at__isnull=True
+        ).update(progress=percent, progress_message=message)
         self._written = self._reported
+        if not written and self._stop_flag_in_database():
+            _stop_requests.add(str(self.job.pk))
 
     def final_progress(self) -> tuple[int | None, str | None]:
         return self._reported if self._reported else (None, None)

@@ -44,6 +44,7 @@ def stoppable(ctx, *, stop_after: int) -> None:
         if i == stop_after:
             job_stop(job=ctx.job)
         ctx.progress(i)
+        ctx.check_stop()
 
 
 @job_kind("tests.bad_result", max_attempts=1)
