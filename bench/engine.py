@@ -1,0 +1,171 @@
+"""Tracked jobs against bare RQ, in one run on one Redis and one PostgreSQL; prints jobs/s and ratios.
+
+    ./run bench                 # all comparisons, 3 interleaved repetitions each
+    ./run bench --reps 5 --only processing
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+from common import ROOT, RedisServer, setup_database, setup_django
+
+ENQUEUE_N = 2000
+BULK_N = 10_000
+PROCESS_N = {"Worker": 400, "SimpleWorker": 2000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--only", choices=["enqueue", "bulk", "processing"])
+    args = parser.parse_args()
+
+    redis_server = RedisServer().start()
+    try:
+        setup_database("tracked_jobs_bench")
+        setup_django(redis_server.url)
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        rows = []
+        if args.only in (None, "enqueue"):
+            rows.append(compare("single enqueue", ENQUEUE_N, bare_enqueue, tracked_enqueue, args.reps, redis_server))
+        if args.only in (None, "bulk"):
+            rows.append(compare("bulk enqueue (10,000)", BULK_N, bare_enqueue_many, tracked_enqueue_many,
+                                args.reps, redis_server))
+        if args.only in (None, "processing"):
+            for worker_class, n in PROCESS_N.items():
+                rows.append(compare(f"processing no-op, {worker_class}", n,
+                                    lambda n, wc=worker_class: bare_processing(n, wc, redis_server.url),
+                                    lambda n, wc=worker_class: tracked_processing(n, wc, redis_server.url),
+                                    args.reps, redis_server))
+        print()
+        print(f"{'comparison':<34} {'bare RQ jobs/s':>15} {'tracked jobs/s':>15} {'ratio':>7}")
+        for name, bare, tracked in rows:
+            print(f"{name:<34} {bare:>15.0f} {tracked:>15.0f} {tracked / bare:>7.2f}")
+    finally:
+        redis_server.cleanup()
+
+
+def compare(name, n, bare, tracked, reps, redis_server):
+    """Interleave the two sides, `reps` times each, on emptied stores; medians of jobs/s."""
+    bare_rates, tracked_rates = [], []
+    for _ in range(reps):
+        for side, rates in ((bare, bare_rates), (tracked, tracked_rates)):
+            reset(redis_server)
+            seconds = side(n)
+            rates.append(n / seconds)
+    result = (name, statistics.median(bare_rates), statistics.median(tracked_rates))
+    print(f"{name}: bare {[round(r) for r in bare_rates]} tracked {[round(r) for r in tracked_rates]}",
+          flush=True)
+    return result
+
+
+def reset(redis_server) -> None:
+    from jobs.models import Job
+
+    redis_server.client().flushall()
+    Job.objects.all().delete()
+
+
+def tenant():
+    from tenants.models import Tenant
+
+    return Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench"})[0]
+
+
+def bare_queue():
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from jobs import transport
+
+    return Queue("default", connection=transport.get_connection(), serializer=JSONSerializer)
+
+
+def bare_enqueue(n: int) -> float:
+    queue = bare_queue()
+    queue.enqueue("tasks.noop", 0)
+    queue.connection.flushall()
+    start = time.perf_counter()
+    for i in range(n):
+        queue.enqueue("tasks.noop", i)
+    return time.perf_counter() - start
+
+
+def tracked_enqueue(n: int) -> float:
+    from jobs import enqueue
+
+    owner = tenant()
+    enqueue("bench.noop", tenant=owner, payload={"x": 0})
+    start = time.perf_counter()
+    for i in range(n):
+        enqueue("bench.noop", tenant=owner, payload={"x": i})
+    return time.perf_counter() - start
+
+
+def bare_enqueue_many(n: int) -> float:
+    queue = bare_queue()
+    start = time.perf_counter()
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue_many([queue.prepare_data("tasks.noop", (i,)) for i in range(n)], pipeline=pipe)
+        pipe.execute()
+    return time.perf_counter() - start
+
+
+def tracked_enqueue_many(n: int) -> float:
+    from django.db import transaction
+
+    from jobs import enqueue_many
+
+    owner = tenant()
+    start = time.perf_counter()
+    with transaction.atomic():
+        enqueue_many("bench.noop", tenant=owner, payloads=[{"x": i} for i in range(n)])
+    return time.perf_counter() - start
+
+
+def bare_processing(n: int, worker_class: str, redis_url: str) -> float:
+    queue = bare_queue()
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue_many([queue.prepare_data("tasks.noop", (i,), result_ttl=3600) for i in range(n)],
+                           pipeline=pipe)
+        pipe.execute()
+    run_worker(f"rq.worker.{worker_class}", redis_url)
+    from rq.job import Job as RQJob
+
+    ids = queue.finished_job_registry.get_job_ids()
+    jobs = RQJob.fetch_many(ids, connection=queue.connection, serializer=queue.serializer)
+    assert len(ids) == n, f"bare run finished {len(ids)} of {n}"
+    return window([j.started_at for j in jobs], [j.ended_at for j in jobs])
+
+
+def tracked_processing(n: int, worker_class: str, redis_url: str) -> float:
+    from django.db import transaction
+
+    from jobs import enqueue_many
+    from jobs.models import Attempt, Job, Status
+
+    with transaction.atomic():
+        enqueue_many("bench.noop", tenant=tenant(), payloads=[{"x": i} for i in range(n)])
+    run_worker("jobs.workers.Tracked" + worker_class, redis_url)
+    done = Job.objects.filter(status=Status.SUCCEEDED).count()
+    assert done == n, f"tracked run finished {done} of {n}"
+    times = list(Attempt.objects.values_list("started_at", "ended_at"))
+    return window([t[0] for t in times], [t[1] for t in times])
+
+
+def window(starts, ends) -> float:
+    return (max(ends) - min(starts)).total_seconds()
+
+
+def run_worker(worker_class: str, redis_url: str) -> None:
+    subprocess.run([sys.executable, str(ROOT / "bench" / "worker.py"), worker_class, redis_url], check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from tests.support import ROOT
+
+
+def run_check(**env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "ALLOWED_HOSTS")}
+    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env={**clean, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off():
+    result = run_check(DEBUG="false")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_it_refuses_a_wildcard_allowed_hosts_when_debug_is_off():
+    result = run_check(DEBUG="false", SECRET_KEY="x" * 50, ALLOWED_HOSTS="*")
+    assert result.returncode != 0 and "ALLOWED_HOSTS" in result.stderr
+
+
+def test_debug_runs_fall_back_to_a_development_key():
+    assert run_check(DEBUG="true").returncode == 0
+
+
+def test_every_queue_uses_the_json_serializer(settings):
+    assert set(settings.RQ_QUEUES) == {"critical", "high", "default", "low"}
+    assert {q["SERIALIZER"] for q in settings.RQ_QUEUES.values()} == {"rq.serializers.JSONSerializer"}
+
+
+@pytest.mark.django_db
+def test_the_rq_dashboard_is_for_superusers_only(client, alice):
+    client.force_login(alice)
+    assert client.get("/admin/rq/").status_code == 403
+    root = get_user_model().objects.create_superuser("root", password="pw")
+    client.force_login(root)
+    assert client.get("/admin/rq/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_anonymous_visitors_are_sent_to_the_login_page(client):
+    response = client.get("/admin/rq/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
