@@ -24,7 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 from rq.timeouts import JobTimeoutException
 
-from jobs import signals
+from jobs import signals, statements
 from jobs.models import Attempt, Job, Outcome, Status, Trigger
 from jobs.registry import Kind, get_kind
 
@@ -139,13 +139,25 @@ def request_stop(job_id: str) -> None:
 def attempt_claim(*, job_id: str, worker: WorkerIdentity) -> Claim | None:
     """Start the next attempt of a queued job, or return None when there is nothing to claim."""
     now = timezone.now()
+    if statements.supported():
+        claimed = statements.claim(job_id=job_id, now=now, worker_name=worker.name, hostname=worker.hostname,
+                                   pid=worker.pid)
+    else:
+        claimed = _claim_with_orm(job_id, now, worker)
+    if claimed is None:
+        logger.info("Job %s: nothing to claim (not queued); delivery ignored", job_id)
+        return None
+    job, attempt = claimed
+    signals.job_started.send(sender=Job, job=job, attempt=attempt)
+    return Claim(job=job, attempt=attempt)
+
+
+def _claim_with_orm(job_id: str, now, worker: WorkerIdentity) -> tuple[Job, Attempt] | None:
     with transaction.atomic():
-        _relax_durability()
         claimed = Job.objects.filter(pk=job_id).transition(
             Status.RUNNING, attempts=F("attempts") + 1, started_at=now, progress=0, progress_message=""
         )
         if not claimed:
-            logger.info("Job %s: nothing to claim (not queued); delivery ignored", job_id)
             return None
         job = Job.objects.select_related("tenant").get(pk=job_id)
         attempt = Attempt.objects.create(
@@ -159,16 +171,7 @@ def attempt_claim(*, job_id: str, worker: WorkerIdentity) -> Claim | None:
             started_at=now,
             heartbeat_at=now,
         )
-    signals.job_started.send(sender=Job, job=job, attempt=attempt)
-    return Claim(job=job, attempt=attempt)
-
-
-def _relax_durability() -> None:
-    # The "started" write may be lost in a database crash without harm: the reconciler re-delivers a
-    # queued job whose RQ entry is gone. Skipping the WAL flush here is most of the mirror's cost.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    return job, attempt
 
 
 def attempt_execute(claim: Claim) -> AttemptResult:
@@ -217,23 +220,37 @@ def attempt_finish(*, claim: Claim, result: AttemptResult, retry_trigger: str = 
         result.outcome = Outcome.STOPPED
     now = timezone.now()
     status, fields = _next_state(job, attempt, result, now, retry_trigger)
+    outcome_fields = {
+        "outcome": result.outcome,
+        "error_type": result.error_type[:200],
+        "error_message": result.error_message,
+        "traceback": result.traceback,
+    }
+    if statements.supported():
+        moved = statements.finish(attempt=attempt, ended_at=now, outcome_fields=outcome_fields, status=status,
+                                  job_fields=fields)
+    else:
+        moved = _finish_with_orm(attempt, job, now, outcome_fields, status, fields)
+    if moved is None:
+        return None  # the attempt had already been settled (by the reconciler, or a late horse)
+    if moved != status:
+        logger.warning("Job %s: attempt %s recorded but the job had moved on", job.pk, attempt.number)
+        return None
+    for name, value in {**fields, "status": status, "updated_at": now}.items():
+        setattr(job, name, value)
+    for name, value in {**outcome_fields, "ended_at": now}.items():
+        setattr(attempt, name, value)
+    _announce(job, attempt)
+    return job
+
+
+def _finish_with_orm(attempt: Attempt, job: Job, now, outcome_fields: dict, status: str, fields: dict) -> str | None:
     with transaction.atomic():
-        settled = Attempt.objects.filter(pk=attempt.pk, ended_at__isnull=True).update(
-            ended_at=now,
-            outcome=result.outcome,
-            error_type=result.error_type[:200],
-            error_message=result.error_message,
-            traceback=result.traceback,
-        )
+        settled = Attempt.objects.filter(pk=attempt.pk, ended_at__isnull=True).update(ended_at=now, **outcome_fields)
         if not settled:
             return None
         moved = Job.objects.filter(pk=job.pk, attempts=attempt.number).transition(status, **fields)
-    if not moved:
-        logger.warning("Job %s: attempt %s recorded but the job had moved on", job.pk, attempt.number)
-        return None
-    job.refresh_from_db()
-    _announce(job, attempt)
-    return job
+    return status if moved else ""
 
 
 def _stop_was_requested(job_id) -> bool:

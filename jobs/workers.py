@@ -17,6 +17,7 @@ import time
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
+from django.db.backends.signals import connection_created
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker, Worker
 
@@ -42,6 +43,7 @@ class TrackedWorkerMixin:
         if not (isinstance(job_class, type) and issubclass(job_class, TrackedRQJob)):
             job_class = TrackedRQJob
         super().__init__(*args, serializer=JSONSerializer, job_class=job_class, **kwargs)
+        _relax_commit_durability()
         self._outbox = tempfile.TemporaryFile(prefix="jobs-outbox-")
         self._stop_seen: str | None = None
         self._horse_exit: int | None = None
@@ -143,6 +145,29 @@ class TrackedWorker(TrackedWorkerMixin, Worker):
 
 class TrackedSimpleWorker(TrackedWorkerMixin, SimpleWorker):
     """Runs jobs in the worker process: fastest, no isolation; stop is cooperative (ctx.progress)."""
+
+
+def _relax_commit_durability() -> None:
+    """Worker writes commit without waiting for the WAL flush (PostgreSQL `synchronous_commit=off`).
+
+    A database server crash may then lose the last fraction of a second of attempt records: the
+    reconciler sees those attempts as abandoned and runs them again, the same at-least-once promise
+    RQ itself makes with Redis AOF `everysec`. It never corrupts data, and enqueues (made by web
+    processes, in the caller's transaction) stay fully durable. JOBS_WORKER_SYNCHRONOUS_COMMIT=true
+    turns it off; it is most of the cost of the mirror at worker speeds.
+    """
+    if settings.JOBS_WORKER_SYNCHRONOUS_COMMIT:
+        return
+    connection_created.connect(_set_async_commit, dispatch_uid="jobs-worker-async-commit")
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _set_async_commit(sender=None, connection=conn)
+
+
+def _set_async_commit(sender, connection, **kwargs) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
 
 
 def _detach_inherited_connections() -> None:
