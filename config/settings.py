@@ -174,6 +174,8 @@ JOBS_ABANDON_AFTER_SECONDS = env.float("JOBS_ABANDON_AFTER_SECONDS", default=30.
 JOBS_LOST_AFTER_SECONDS = env.float("JOBS_LOST_AFTER_SECONDS", default=15.0)
 JOBS_PROGRESS_MIN_INTERVAL = env.float("JOBS_PROGRESS_MIN_INTERVAL", default=0.5)
 JOBS_MAX_PAYLOAD_BYTES = env.int("JOBS_MAX_PAYLOAD_BYTES", default=64 * 1024)
+# RQ keeps no copy of a succeeded run by default: the database has the result.
+JOBS_RQ_RESULT_TTL = env.int("JOBS_RQ_RESULT_TTL", default=0)
 JOBS_RQ_FAILURE_TTL = env.int("JOBS_RQ_FAILURE_TTL", default=24 * 3600)
 JOBS_WORKER_SYNCHRONOUS_COMMIT = env.bool("JOBS_WORKER_SYNCHRONOUS_COMMIT", default=False)
 JOBS_RELAY_BATCH = env.int("JOBS_RELAY_BATCH", default=500)

@@ -94,8 +94,10 @@ class JobQuerySet(models.QuerySet["Job"]):
 
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=new_job_id, editable=False)
+    # FK indexes are off where a composite index already leads with the column or nothing looks rows up
+    # by it: every status change rewrites every index of the row, so each one costs on every job.
     tenant = models.ForeignKey(
-        "tenants.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs",
+        "tenants.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs", db_index=False,
         help_text="Empty for system jobs, which only superusers see.",
     )
     kind = models.CharField(max_length=100)
@@ -121,7 +123,7 @@ class Job(models.Model):
     last_error = models.TextField(blank=True, default="")
 
     enqueued_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.VIEW)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
@@ -129,7 +131,7 @@ class Job(models.Model):
     # What starts the next attempt, copied onto that Attempt when it is claimed.
     next_trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.FIRST)
     next_triggered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     stop_requested_at = models.DateTimeField(null=True, blank=True)
 
@@ -141,7 +143,9 @@ class Job(models.Model):
             models.Index(fields=["tenant", "status", "created_at"], name="job_tenant_status_created"),
             models.Index(fields=["status", "updated_at"], name="job_status_updated"),
             models.Index(fields=["kind"], name="job_kind"),
-            models.Index(fields=["status", "run_at"], name="job_status_run_at"),
+            # Only the rows the relay waits on: small, so cheap to keep up to date.
+            models.Index(fields=["run_at"], name="job_due_run_at",
+                         condition=Q(status__in=("scheduled", "retrying"))),
         ]
         constraints = [
             # One unfinished job per idempotency key; the database enforces it, not a check-then-insert.
@@ -177,11 +181,11 @@ class Job(models.Model):
 
 
 class Attempt(models.Model):
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_set")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_set", db_index=False)
     number = models.PositiveIntegerField()
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.FIRST)
     triggered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     worker_name = models.CharField(max_length=200, blank=True, default="")
     hostname = models.CharField(max_length=200, blank=True, default="")
@@ -197,7 +201,9 @@ class Attempt(models.Model):
     class Meta:
         ordering = ["job", "number"]
         constraints = [models.UniqueConstraint(fields=["job", "number"], name="attempt_unique_number")]
-        indexes = [models.Index(fields=["ended_at", "heartbeat_at"], name="attempt_open_heartbeat")]
+        # The reconciler's question: which open attempts stopped heartbeating?
+        indexes = [models.Index(fields=["heartbeat_at"], name="attempt_open_heartbeat",
+                                condition=Q(ended_at__isnull=True))]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.job_id}"

@@ -38,7 +38,15 @@ def allowed_functions() -> frozenset[str]:
 
 
 class TrackedRQJob(RQJob):
-    """An RQ job that resolves only allowlisted functions and callbacks, and only by name."""
+    """An RQ job that is always JSON and resolves only allowlisted functions and callbacks, by name."""
+
+    def __init__(self, id: str | None = None, connection: Redis | None = None, serializer=None) -> None:
+        # Whoever creates or fetches jobs through this class (RQ, rq-scheduler, django-rq) gets JSON.
+        super().__init__(id, connection=connection, serializer=JSONSerializer)
+
+    @property
+    def success_callback_name_set(self) -> bool:
+        return bool(self._success_callback_name)
 
     def _check(self, name: str | None) -> None:
         if name and name not in allowed_functions():
@@ -126,7 +134,7 @@ def _enqueue_data(queue: Queue, item: Handover):
         timeout=item.timeout,
         description=f"{item.kind} [{item.tenant}]",
         meta={"kind": item.kind, "tenant": item.tenant},
-        result_ttl=settings.RQ.get("DEFAULT_RESULT_TTL", 600),
+        result_ttl=settings.JOBS_RQ_RESULT_TTL,
         failure_ttl=settings.JOBS_RQ_FAILURE_TTL,
     )
 

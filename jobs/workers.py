@@ -18,12 +18,13 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.backends.signals import connection_created
+from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker, Worker
 
 from jobs import reconciler, runtime
 from jobs.models import Outcome
-from jobs.transport import TrackedRQJob
+from jobs.transport import ENTRY_POINT, TrackedRQJob
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,15 @@ class TrackedWorkerMixin:
         if value:
             self._stop_seen = value
             runtime.request_stop(value)
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        # RQ renews the worker's key several times per job, a round trip each; its TTL is minutes long,
+        # so once a second is plenty (running attempts have their own heartbeat in the database).
+        now = time.monotonic()
+        if pipeline is None and timeout is None and now - self.__dict__.get("_last_beat", -1e9) < 1.0:
+            return
+        self.__dict__["_last_beat"] = now
+        super().heartbeat(timeout, pipeline=pipeline)
 
     @property
     def dequeue_timeout(self) -> int:
@@ -122,6 +132,23 @@ class TrackedWorkerMixin:
         return runtime.AttemptResult(Outcome.ABANDONED, error_type="WorkHorseDied",
                                      error_message=f"The work horse died ({_describe_exit(self._horse_exit)})")
 
+    def handle_job_success(self, job, queue, started_job_registry, execution) -> None:
+        """RQ's bookkeeping for a succeeded run, in one round trip for tracked jobs.
+
+        A tracked job has no RQ dependents, callbacks, repeats, group, rate limit or stored result (the
+        database holds all of that), so RQ's general path (a WATCH transaction, a status read, result
+        and registry writes) reduces to: count it, end the execution, delete the job hash.
+        """
+        if not _is_plain_tracked(job):
+            return super().handle_job_success(job, queue, started_job_registry, execution)
+        with self.connection.pipeline() as pipe:
+            self.increment_successful_job_count(pipeline=pipe)
+            self.increment_total_working_time(job.ended_at - job.started_at, pipe)
+            self.cleanup_execution(job, pipeline=pipe, execution=execution)
+            pipe.delete(job.key, job.dependents_key, job.dependencies_key)
+            pipe.execute()
+        job._status = JobStatus.FINISHED
+
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage) -> None:
         self._horse_exit = ret_val
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
@@ -145,6 +172,11 @@ class TrackedWorker(TrackedWorkerMixin, Worker):
 
 class TrackedSimpleWorker(TrackedWorkerMixin, SimpleWorker):
     """Runs jobs in the worker process: fastest, no isolation; stop is cooperative (ctx.progress)."""
+
+
+def _is_plain_tracked(job) -> bool:
+    return (job.func_name == ENTRY_POINT and job.result_ttl == 0 and not job.repeats_left and not job.group_id
+            and not job.has_rate_limit and not job.success_callback_name_set)
 
 
 def _relax_commit_durability() -> None:
