@@ -1,6 +1,7 @@
 """Job kinds: `@job_kind` registers a handler with its queue, retry policy, timeout and payload schema."""
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import random
@@ -37,6 +38,28 @@ class Kind:
         except pydantic.ValidationError as exc:
             raise ValidationError(_field_errors(exc)) from None
         return model.model_dump(mode="json")
+
+    def validate_many(self, payloads: Sequence[Any]) -> list[dict[str, Any]]:
+        """`validate` for many payloads in one pass; errors are named `payloads[i].payload.field`."""
+        errors: dict[str, list[str]] = {}
+        raws: list[bytes] = []
+        for index, payload in enumerate(payloads):
+            try:
+                raws.append(encode_payload(payload))
+            except ValidationError as exc:
+                for field, messages in exc.message_dict.items():
+                    errors[f"payloads[{index}].{field}"] = messages
+        if errors:
+            raise ValidationError(errors)
+        try:
+            models = self._list_adapter.validate_json(b"[" + b",".join(raws) + b"]")
+        except pydantic.ValidationError as exc:
+            raise ValidationError(_field_errors(exc, prefix="payloads")) from None
+        return self._list_adapter.dump_python(models, mode="json")
+
+    @functools.cached_property
+    def _list_adapter(self) -> pydantic.TypeAdapter:
+        return pydantic.TypeAdapter(list[self.schema])
 
     def arguments(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the handler, typed by the schema (for example datetimes parsed)."""
@@ -155,10 +178,12 @@ def _unserialisable_fields(payload: Mapping[str, Any]) -> dict[str, list[str]]:
     return errors or {"payload": ["Not JSON-serialisable (keys must be strings)."]}
 
 
-def _field_errors(exc: pydantic.ValidationError) -> dict[str, list[str]]:
+def _field_errors(exc: pydantic.ValidationError, prefix: str = "") -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     for error in exc.errors():
-        field = ".".join(["payload", *(str(part) for part in error["loc"])])
+        loc = list(error["loc"])
+        head = f"{prefix}[{loc.pop(0)}].payload" if prefix else "payload"
+        field = ".".join([head, *(str(part) for part in loc)])
         message = "Unknown field." if error["type"] == "extra_forbidden" else f"{error['msg']}."
         errors.setdefault(field, []).append(message)
     return errors

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs import relay as relay_module
-from jobs import signals, transport
+from jobs import signals, statements, transport
 from jobs.models import WAITING, Job, Source, Status, Trigger, new_job_id
 from jobs.registry import Kind, get_kind
 from tenants.models import Tenant
@@ -45,7 +45,7 @@ def job_enqueue(
     job = _build_job(spec, tenant=tenant, payload=payload, user=user, run_at=run_at,
                      idempotency_key=idempotency_key, source=source)
     if idempotency_key is None:
-        job.save(force_insert=True)
+        _insert([job])
     else:
         existing = _insert_or_existing(job)
         if existing is not None:
@@ -69,18 +69,43 @@ def job_enqueue_many(
     `payloads[i].field`, and nothing is stored.
     """
     spec = get_kind(kind)
-    jobs, errors = [], {}
-    for index, payload in enumerate(payloads):
-        try:
-            jobs.append(_build_job(spec, tenant=tenant, payload=payload, user=user, source=source))
-        except ValidationError as exc:
-            for field, messages in exc.message_dict.items():
-                errors[f"payloads[{index}].{field}"] = messages
-    if errors:
-        raise ValidationError(errors)
-    Job.objects.bulk_create(jobs, batch_size=1000)
-    transaction.on_commit(partial(_push_after_commit, jobs), robust=True)
+    _check_tenant(tenant)
+    stored = spec.validate_many(list(payloads))
+    now = timezone.now()
+    status = Status.PENDING if relay_module.redis_recently_down() else Status.QUEUED
+    jobs = _new_jobs(spec, tenant=tenant, payloads=stored, user=user, source=source, status=status, now=now)
+    _insert(jobs)
+    if status == Status.QUEUED:
+        transaction.on_commit(partial(_push_after_commit, jobs), robust=True)
     return jobs
+
+
+_ATTNAMES = [f.attname for f in Job._meta.concrete_fields]
+_ID_INDEX, _PAYLOAD_INDEX = _ATTNAMES.index("id"), _ATTNAMES.index("payload")
+
+
+def _new_jobs(spec: Kind, *, tenant, payloads: list[dict[str, Any]], user, source, status, now) -> list[Job]:
+    """Jobs alike but for id and payload, built the fast way (positional values, like fetched rows)."""
+    if not payloads:
+        return []
+    first = _new_job(spec, tenant=tenant, payload=payloads[0], user=user, source=source, status=status, now=now)
+    base = [getattr(first, attname) for attname in _ATTNAMES]
+    jobs = [first]
+    for payload in payloads[1:]:
+        values = base.copy()
+        values[_ID_INDEX], values[_PAYLOAD_INDEX] = new_job_id(), payload
+        jobs.append(Job(*values))
+    if tenant is not None:
+        for job in jobs:
+            Job.tenant.field.set_cached_value(job, tenant)
+    return jobs
+
+
+def _insert(jobs: list[Job]) -> None:
+    if statements.supported():
+        statements.insert_jobs(jobs)
+    else:
+        Job.objects.bulk_create(jobs, batch_size=1000)
 
 
 def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempotency_key=None) -> Job:
@@ -100,16 +125,21 @@ def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempo
         status = Status.PENDING
     else:
         status = Status.QUEUED
+    return _new_job(spec, tenant=tenant, payload=stored, user=user, source=source, status=status, now=now,
+                    run_at=run_at if scheduled else None, idempotency_key=idempotency_key)
+
+
+def _new_job(spec: Kind, *, tenant, payload, user, source, status, now, run_at=None, idempotency_key=None) -> Job:
     return Job(
         id=new_job_id(),
         tenant=tenant,
         kind=spec.name,
         queue=spec.queue,
-        payload=stored,
+        payload=payload,
         status=status,
         max_attempts=spec.max_attempts,
         timeout=spec.timeout,
-        run_at=run_at if scheduled else None,
+        run_at=run_at,
         created_at=now,
         updated_at=now,
         enqueued_at=now if status == Status.QUEUED else None,

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
+from rq.job import JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
@@ -122,12 +123,15 @@ def push(handovers: Iterable[Handover]) -> None:
                     _forget(pipe, queue, item.job_id)
             if stale_executions.get(queue_name):
                 pipe.zrem(queue.started_job_registry.key, *stale_executions[queue_name])
-            queue.enqueue_many([_enqueue_data(queue, item) for item in items], pipeline=pipe)
+            pipe.sadd(queue.redis_queues_keys, queue.key)
+            for item in items:
+                _persist(pipe, queue, item)
         pipe.execute()
 
 
-def _enqueue_data(queue: Queue, item: Handover):
-    return queue.prepare_data(
+def _persist(pipe, queue: Queue, item: Handover) -> None:
+    """RQ's own enqueue of one job, minus a status write its `save` repeats (a third of the commands)."""
+    job = queue.create_job(
         ENTRY_POINT,
         args=(item.job_id,),
         job_id=item.job_id,
@@ -136,7 +140,11 @@ def _enqueue_data(queue: Queue, item: Handover):
         meta={"kind": item.kind, "tenant": item.tenant},
         result_ttl=settings.JOBS_RQ_RESULT_TTL,
         failure_ttl=settings.JOBS_RQ_FAILURE_TTL,
+        status=JobStatus.QUEUED,
     )
+    queue._prepare_for_queue(job)
+    job.save(pipeline=pipe)
+    queue.push_job_id(job.id, pipeline=pipe)
 
 
 def _stale_executions(by_queue: dict[str, list[Handover]]) -> dict[str, list[bytes]]:
