@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import JSONField
+import psycopg
 from psycopg.types.json import Jsonb
 
 from jobs.models import ALLOWED_FROM, Attempt, Job, Status
@@ -52,10 +53,15 @@ FROM claimed CROSS JOIN attempt LEFT JOIN tenants_tenant tenant ON tenant.id = c
 def _fetchone(sql: str, params) -> tuple | None:
     # A prepared statement on the worker's long-lived connection: parsed and planned once, not per
     # job (planning was a third of the claim's cost). Django's own cursors bind client-side.
-    connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
+    with _server_cursor() as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchone()
+
+
+def _server_cursor() -> psycopg.Cursor:
+    # Django binds parameters client-side; prepared statements need server-side binding.
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
 
 
 def claim(*, job_id: str, now, worker_name: str, hostname: str, pid: int) -> tuple[Job, Attempt] | None:
@@ -118,8 +124,7 @@ COPY_SQL = f"COPY jobs_job ({', '.join(JOB_COLUMNS)}) FROM STDIN"
 def insert_jobs(jobs: list[Job]) -> None:
     """Store new jobs: one prepared INSERT for one job, COPY for many (thousands of rows in one go)."""
     rows = [_row(job) for job in jobs]
-    connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
+    with _server_cursor() as cursor:
         if len(rows) == 1:
             cursor.execute(INSERT_SQL, rows[0], prepare=True)
         else:
