@@ -11,3 +11,20 @@ def noop(x: int) -> int:
 @job_kind("bench.noop", max_attempts=1, timeout=60)
 def tracked_noop(ctx, *, x: int) -> int:
     return x + 1
+
+
+@job_kind("soak.work", max_attempts=6, timeout=30, backoff=0.5, backoff_max=2)
+def soak_work(ctx, *, ms: int, fail_rate: float, ledger_url: str) -> int:
+    """Sleeps `ms`, fails at random, and counts every execution of every attempt in a Redis ledger,
+    so the soak run can prove that no attempt ran twice."""
+    import random
+    import time
+
+    import redis
+
+    redis.Redis.from_url(ledger_url).hincrby("soak:runs", f"{ctx.job.pk}:{ctx.attempt.number}", 1)
+    time.sleep(ms / 1000)
+    ctx.progress(100, "slept")
+    if random.random() < fail_rate:
+        raise RuntimeError("soak failure on purpose")
+    return ms

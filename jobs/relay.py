@@ -79,7 +79,7 @@ def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
         rows = list(
             rows.select_for_update(skip_locked=True, of=("self",))
             .order_by("run_at", "created_at")
-            .values_list("id", "queue", "kind", "tenant__slug", "timeout", "attempts")[: settings.JOBS_RELAY_BATCH]
+            .values_list("id", "queue", "kind", "tenant__slug", "timeout", "attempts", "enqueued_at")[: settings.JOBS_RELAY_BATCH]
         )
         if not rows:
             return []
@@ -95,9 +95,10 @@ def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
             kind=kind,
             tenant=tenant_slug or "system",
             timeout=timeout,
-            fresh=attempts == 0,
+            # Handed over before (a retry, or Redis lost it): clear what RQ may still hold under the id.
+            fresh=attempts == 0 and enqueued_at is None,
         )
-        for job_id, queue, kind, tenant_slug, timeout, attempts in rows
+        for job_id, queue, kind, tenant_slug, timeout, attempts, enqueued_at in rows
     ]
 
 

@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -279,7 +280,8 @@ def _next_state(job: Job, attempt: Attempt, result: AttemptResult, now, retry_tr
 def _retry_delay(job: Job, attempt_number: int) -> float:
     try:
         kind: Kind = get_kind(job.kind)
-    except Exception:
+    except ValidationError:
+        logger.warning("Job %s: kind %r is not registered in this process; retrying in 60s", job.pk, job.kind)
         return 60.0
     return kind.retry_delay(attempt_number)
 

@@ -165,6 +165,7 @@ def _forget(pipe, queue: Queue, job_id: str) -> None:
     pipe.zrem(queue.failed_job_registry.key, job_id)
     pipe.zrem(queue.finished_job_registry.key, job_id)
     pipe.lrem(queue.key, 0, job_id)
+    pipe.lrem(queue.intermediate_queue_key, 0, job_id)
 
 
 def remove(job_id: str, queue_name: str) -> None:
@@ -176,16 +177,23 @@ def remove(job_id: str, queue_name: str) -> None:
 
 
 def missing(job_ids: list[str]) -> set[str]:
-    """Ids whose RQ job hash is gone, or left in a finished state by an earlier attempt."""
+    """Ids that no worker will run as things stand: the RQ job hash is gone or left finished by an
+    earlier attempt, or the id sits in an intermediate list (dequeued by a worker that died before
+    starting it; RQ itself would notice only at its next ten-minute maintenance)."""
     if not job_ids:
         return set()
     connection = get_connection()
     with connection.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
             pipe.hget(RQJob.key_for(job_id), "status")
-        statuses = pipe.execute()
-    live = {b"queued", b"started", b"deferred", b"scheduled", "queued", "started", "deferred", "scheduled"}
-    return {job_id for job_id, status in zip(job_ids, statuses, strict=True) if status not in live}
+        for name in settings.RQ_QUEUES:
+            pipe.lrange(get_queue(name).intermediate_queue_key, 0, -1)
+        replies = pipe.execute()
+    statuses, intermediate = replies[: len(job_ids)], replies[len(job_ids):]
+    stranded = {raw.decode() for members in intermediate for raw in members}
+    live = {b"queued", b"started", b"deferred", b"scheduled"}
+    return {job_id for job_id, status in zip(job_ids, statuses, strict=True)
+            if status not in live or job_id in stranded}
 
 
 def stop(job_id: str) -> bool:
