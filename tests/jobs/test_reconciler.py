@@ -90,3 +90,17 @@ def test_the_jobs_enqueue_command_prints_the_id_and_names_bad_fields(acme, capsy
 
 def test_kinds_module_is_loaded():
     assert kinds.calls is not None and transport.ENTRY_POINT == "jobs.tasks.run_job"
+
+
+def test_it_redelivers_a_job_stranded_by_a_worker_killed_right_after_dequeue(acme, private_redis, settings):
+    settings.JOBS_LOST_AFTER_SECONDS = 0
+    job = enqueue("tests.echo", tenant=acme, payload={"text": "x"})
+    client = private_redis.client()
+    # What RQ's dequeue does before the worker can start the job: move the id to the intermediate list.
+    client.lmove("rq:queue:high", "rq:queue:high:intermediate", "LEFT", "RIGHT")
+    report = reconcile()
+    assert (report.requeued_lost, report.relayed) == (1, 1)
+    assert client.lrange("rq:queue:high:intermediate", 0, -1) == []
+    work()
+    assert Job.objects.get(pk=job.pk).status == Status.SUCCEEDED
+    assert Attempt.objects.filter(job=job).count() == 1
