@@ -21,6 +21,7 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
+from rq.utils import now
 from rq.worker import SimpleWorker, Worker
 
 from jobs import reconciler, runtime
@@ -148,6 +149,14 @@ class TrackedWorkerMixin:
                                          error_message=f"No result after the {claim.job.timeout}s timeout")
         return runtime.AttemptResult(Outcome.ABANDONED, error_type="WorkHorseDied",
                                      error_message=f"The work horse died ({_describe_exit(self._horse_exit)})")
+
+    def handle_execution_ended(self, job, queue, heartbeat_ttl: int) -> None:
+        # RQ extends the execution's heartbeat here so success callbacks have time to run; a tracked
+        # job has none, and its execution is deleted in the next round trip anyway.
+        if _is_plain_tracked(job):
+            job.ended_at = now()
+            return
+        super().handle_execution_ended(job, queue, heartbeat_ttl)
 
     def handle_job_success(self, job, queue, started_job_registry, execution) -> None:
         """RQ's bookkeeping for a succeeded run, in one round trip for tracked jobs.
