@@ -1,6 +1,7 @@
 """Writes: enqueue, cancel, stop, retry. Views, admin actions, commands and the API call these."""
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -96,7 +97,7 @@ def _new_jobs(spec: Kind, *, tenant, payloads: list[dict[str, Any]], user, sourc
         values[_ID_INDEX], values[_PAYLOAD_INDEX] = new_job_id(), payload
         jobs.append(Job(*values))
     if tenant is not None:
-        for job in jobs:
+        for job in jobs[1:]:
             Job.tenant.field.set_cached_value(job, tenant)
     return jobs
 
@@ -130,9 +131,10 @@ def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempo
 
 
 def _new_job(spec: Kind, *, tenant, payload, user, source, status, now, run_at=None, idempotency_key=None) -> Job:
-    return Job(
+    values = dict(_defaults())
+    values.update(
         id=new_job_id(),
-        tenant=tenant,
+        tenant_id=tenant.pk if tenant is not None else None,
         kind=spec.name,
         queue=spec.queue,
         payload=payload,
@@ -143,10 +145,20 @@ def _new_job(spec: Kind, *, tenant, payload, user, source, status, now, run_at=N
         created_at=now,
         updated_at=now,
         enqueued_at=now if status == Status.QUEUED else None,
-        enqueued_by=user if getattr(user, "is_authenticated", False) else None,
+        enqueued_by_id=user.pk if getattr(user, "is_authenticated", False) else None,
         source=source,
         idempotency_key=idempotency_key,
     )
+    # Positional construction, as Django does for fetched rows: a fraction of the keyword path's cost.
+    job = Job(*values.values())
+    if tenant is not None:
+        Job.tenant.field.set_cached_value(job, tenant)
+    return job
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return {field.attname: field.get_default() for field in Job._meta.concrete_fields}
 
 
 def _check_tenant(tenant: Tenant | None) -> None:
