@@ -35,6 +35,16 @@ class JobAdmin(TenantScopedAdmin):
     inlines = [AttemptInline]
     list_select_related = ["tenant"]
 
+    # Jobs change only through the engine's services (enqueue, cancel, stop, retry), never a raw form.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser and (obj is None or obj.is_finished)
+
     @admin.display(description="status", ordering="status")
     def status_badge(self, job: Job) -> str:
         return format_html('<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px">{}</span>',

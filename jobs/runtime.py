@@ -271,7 +271,9 @@ def _next_state(job: Job, attempt: Attempt, result: AttemptResult, now, retry_tr
         return Status.CANCELLED, fields
     if attempt.number < job.max_attempts:
         delay = _retry_delay(job, attempt.number)
-        fields.update(run_at=now + timedelta(seconds=delay), next_trigger=retry_trigger, next_triggered_by=None)
+        # The bar shows the coming attempt, not the one that failed (its error stays on the attempt).
+        fields.update(run_at=now + timedelta(seconds=delay), next_trigger=retry_trigger, next_triggered_by=None,
+                      progress=0, progress_message="")
         return Status.RETRYING, fields
     fields["finished_at"] = now
     return Status.FAILED, fields

@@ -24,3 +24,15 @@ def test_system_jobs_are_for_superusers_only(client, alice, django_user_model):
     assert system.short_id not in client.get("/admin/jobs/job/").content.decode()
     client.force_login(django_user_model.objects.create_superuser("root", password="pw"))
     assert system.short_id in client.get("/admin/jobs/job/").content.decode()
+
+
+@pytest.mark.django_db
+def test_jobs_cannot_be_added_or_edited_through_a_raw_admin_form(client, django_user_model, acme):
+    job = enqueue("tests.echo", tenant=acme, payload={"text": "x"})
+    client.force_login(django_user_model.objects.create_superuser("root", password="pw"))
+    assert client.get("/admin/jobs/job/add/").status_code == 403
+    page = client.get(f"/admin/jobs/job/{job.pk}/change/")
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+    response = client.post(f"/admin/jobs/job/{job.pk}/change/", {"kind": "other"})
+    assert response.status_code == 403
+    assert client.post(f"/admin/jobs/job/{job.pk}/delete/", {"post": "yes"}).status_code == 403

@@ -61,7 +61,7 @@ class Command(BaseCommand):
                 enqueue("diagnostics.ping", tenant=tenant, payload={"seconds": 1, "steps": 4}, source=Source.CLI)
         enqueue("diagnostics.ping", tenant=acme, payload={"fail_times": 1}, source=Source.CLI)
         enqueue("diagnostics.ping", tenant=acme, payload={"fail_times": 5}, source=Source.CLI)
-        enqueue("diagnostics.ping", tenant=globex, payload={"seconds": 90, "steps": 90}, source=Source.CLI)
+        enqueue("diagnostics.ping", tenant=globex, payload={"seconds": 45, "steps": 45}, source=Source.CLI)
         enqueue("diagnostics.ping", tenant=acme, payload={}, run_at=timezone.now() + timedelta(hours=1),
                 source=Source.CLI)
         doomed = enqueue("diagnostics.ping", tenant=globex, payload={},
