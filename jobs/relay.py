@@ -1,7 +1,10 @@
 """The relay: the one gate through which every job reaches RQ.
 
-A row is claimed in the database (`-> queued`) before it is pushed, so two relays never push the same
-row; when Redis is unreachable the claim is undone and the row waits as `pending` for the next pass.
+Two ways in, one way out. New jobs are admitted at enqueue (`admit_new`): admitted rows are stored
+already `queued` and pushed right after commit, saving a second write per job. Everything else (rows
+left pending, due scheduled and retrying rows) is claimed by `relay` (`-> queued`, row locks, so two
+relays never take the same row). Either way the push is `hand_over`, and a failed push puts the rows
+back to `pending` for the next pass. Pause and tenant caps belong in `admit_new` and `_due_rows`.
 """
 from __future__ import annotations
 
@@ -30,8 +33,14 @@ def redis_recently_down() -> bool:
     return time.monotonic() < _redis_down_until
 
 
-def push_claimed(batch: list[transport.Handover]) -> bool:
-    """Push rows already marked queued (by enqueue, in the caller's transaction). False if Redis failed."""
+def admit_new(count: int) -> bool:
+    """May `count` new jobs go straight to RQ after commit? If not they are stored `pending`."""
+    # While Redis is known to be failing, skip the doomed post-commit push; a periodic pass relays.
+    return not redis_recently_down()
+
+
+def hand_over(batch: list[transport.Handover]) -> bool:
+    """Push rows already marked queued to RQ: the only place jobs reach Redis. False if Redis failed."""
     global _redis_down_until
     try:
         transport.push(batch)
@@ -53,7 +62,7 @@ def relay(*, job_ids: Collection[UUID] | None = None, eager: bool = False) -> in
             batch = _claim_batch(chunk)
             if not batch:
                 break
-            if not push_claimed(batch):
+            if not hand_over(batch):
                 return handed
             handed += len(batch)
             if chunk is not None:
@@ -70,10 +79,14 @@ def _chunks(job_ids: Collection[UUID] | None) -> Iterator[list[UUID] | None]:
         yield chunk
 
 
+def _due_rows(now):
+    return Job.objects.due(now)
+
+
 def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
     now = timezone.now()
     with transaction.atomic():
-        rows = Job.objects.due(now)
+        rows = _due_rows(now)
         if job_ids is not None:
             rows = rows.filter(pk__in=job_ids)
         rows = list(

@@ -73,7 +73,7 @@ def job_enqueue_many(
     _check_tenant(tenant)
     stored = spec.validate_many(list(payloads))
     now = timezone.now()
-    status = Status.PENDING if relay_module.redis_recently_down() else Status.QUEUED
+    status = Status.QUEUED if relay_module.admit_new(len(stored)) else Status.PENDING
     jobs = _new_jobs(spec, tenant=tenant, payloads=stored, user=user, source=source, status=status, now=now)
     _insert(jobs)
     if status == Status.QUEUED:
@@ -117,15 +117,14 @@ def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempo
     if run_at is not None and timezone.is_naive(run_at):
         raise ValidationError({"run_at": ["Must be timezone-aware."]})
     scheduled = run_at is not None and run_at > now
-    # Redis has been failing: store the job as pending so no post-commit push is attempted;
-    # otherwise mark it queued now and push right after commit (one write instead of two). If the
-    # process dies between commit and push, the reconciler finds a queued job Redis never got.
+    # An admitted job is stored queued and pushed right after commit (one write instead of two). If
+    # the process dies between commit and push, the reconciler finds a queued job Redis never got.
     if scheduled:
         status = Status.SCHEDULED
-    elif relay_module.redis_recently_down():
-        status = Status.PENDING
-    else:
+    elif relay_module.admit_new(1):
         status = Status.QUEUED
+    else:
+        status = Status.PENDING
     return _new_job(spec, tenant=tenant, payload=stored, user=user, source=source, status=status, now=now,
                     run_at=run_at if scheduled else None, idempotency_key=idempotency_key)
 
@@ -200,7 +199,7 @@ def _push_after_commit(jobs: list[Job]) -> None:
                            tenant=job.tenant.slug if job.tenant else "system", timeout=job.timeout, fresh=True)
         for job in jobs
     ]
-    relay_module.push_claimed(handovers)
+    relay_module.hand_over(handovers)
 
 
 def job_cancel(*, job: Job, user=None) -> Job:
