@@ -6,6 +6,7 @@ project refuses to start without a real SECRET_KEY or with a wildcard ALLOWED_HO
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -144,14 +145,25 @@ MAILERS = {"default": {"BACKEND": _EMAIL_BACKEND, "OPTIONS": _EMAIL_OPTIONS}}
 
 # --- Redis and RQ: the transport. ---
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+
+def with_redis_timeouts(url: str) -> str:
+    """Timeouts so a Redis that is down or hung costs a request seconds, not forever (the job then
+    waits as pending). Options already in the URL win; workers raise the read timeout for their
+    blocking dequeue themselves."""
+    parts = urlsplit(url)
+    options = {"socket_connect_timeout": "2", "socket_timeout": "5", "health_check_interval": "30"}
+    options.update(parse_qsl(parts.query))
+    return urlunsplit(parts._replace(query=urlencode(options)))
+
+
 JOBS_QUEUES = ("critical", "high", "default", "low")
 RQ_QUEUES = {
     name: {
-        "URL": REDIS_URL,
+        "URL": with_redis_timeouts(REDIS_URL),
         # JSON only: a pickle payload planted in Redis must never be executable.
         "SERIALIZER": "rq.serializers.JSONSerializer",
         "DEFAULT_TIMEOUT": 300,
-        "CONNECTION_KWARGS": {"socket_connect_timeout": 2, "health_check_interval": 30},
     }
     for name in JOBS_QUEUES
 }

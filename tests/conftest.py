@@ -28,7 +28,9 @@ def private_redis(redis_server, monkeypatch):
 
 
 def point_rq_at(url: str, monkeypatch) -> None:
-    queues = {name: {**config, "URL": url} for name, config in settings.RQ_QUEUES.items()}
+    from config.settings import with_redis_timeouts
+
+    queues = {name: {**config, "URL": with_redis_timeouts(url)} for name, config in settings.RQ_QUEUES.items()}
     monkeypatch.setattr(settings, "RQ_QUEUES", queues)
     monkeypatch.setattr(settings, "REDIS_URL", url)
     transport._queues.clear()

@@ -49,3 +49,11 @@ def test_the_rq_dashboard_is_for_superusers_only(client, alice):
 def test_anonymous_visitors_are_sent_to_the_login_page(client):
     response = client.get("/admin/rq/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_redis_urls_get_timeouts_unless_they_set_their_own():
+    from config.settings import with_redis_timeouts
+
+    url = with_redis_timeouts("redis://h:6379/2?socket_timeout=9")
+    assert url.startswith("redis://h:6379/2?")
+    assert "socket_timeout=9" in url and "socket_connect_timeout=2" in url
