@@ -122,9 +122,23 @@ class TrackedWorkerMixin:
             with runtime.heartbeat.beating(claim.attempt.pk):
                 super().execute_job(job, queue)
             result = self._collect(claim, time.monotonic() - started)
-            runtime.attempt_finish(claim=claim, result=result)
+            self._finish(claim, result)
         finally:
             runtime.take_prepared(job.id)
+
+    def _finish(self, claim: runtime.Claim, result: runtime.AttemptResult) -> None:
+        # A database blip must not end the worker (RQ quits on an unhandled error) nor lose the
+        # outcome; keep trying for a while, then leave the open attempt to the reconciler.
+        for delay in (0.5, 1, 2, 4, 8, 15, 0):
+            try:
+                runtime.attempt_finish(claim=claim, result=result)
+                return
+            except Exception:
+                logger.exception("Job %s: could not record the attempt's outcome; retrying", claim.job.pk)
+                connections.close_all()  # reconnect on the next try
+                time.sleep(delay)
+        logger.error("Job %s: outcome not recorded; the reconciler will treat the attempt as abandoned",
+                     claim.job.pk)
 
     def _claim(self, job_id: str) -> runtime.Claim | None:
         try:
@@ -132,6 +146,7 @@ class TrackedWorkerMixin:
         except Exception:
             # The database is unreachable: leave the row queued; the reconciler re-delivers it.
             logger.exception("Job %s: could not claim the attempt; leaving it for the reconciler", job_id)
+            connections.close_all()
             return None
 
     def _deliver(self, result: runtime.AttemptResult) -> None:

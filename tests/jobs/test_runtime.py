@@ -142,3 +142,23 @@ def test_a_stopped_job_is_recorded_as_stopped_and_not_retried(acme):
     assert job.status == Status.CANCELLED
     assert job.attempts == 1
     assert job.attempt_set.get().outcome == Outcome.STOPPED
+
+
+def test_a_database_blip_while_recording_the_outcome_neither_stops_the_worker_nor_loses_it(acme, monkeypatch):
+    from jobs import runtime
+
+    real_finish, calls = runtime.attempt_finish, []
+
+    def flaky_finish(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("database went away")
+        return real_finish(**kwargs)
+
+    monkeypatch.setattr(runtime, "attempt_finish", flaky_finish)
+    monkeypatch.setattr("jobs.workers.time.sleep", lambda seconds: None)
+    first = enqueue("tests.echo", tenant=acme, payload={"text": "a"})
+    second = enqueue("tests.echo", tenant=acme, payload={"text": "b"})
+    work()
+    assert Job.objects.get(pk=first.pk).status == Status.SUCCEEDED
+    assert Job.objects.get(pk=second.pk).status == Status.SUCCEEDED  # the worker carried on
