@@ -45,7 +45,7 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     Status.QUEUED: (Status.PENDING, Status.SCHEDULED, Status.RETRYING),
     Status.RUNNING: (Status.QUEUED,),
     Status.SUCCEEDED: (Status.RUNNING,),
-    Status.FAILED: (Status.RUNNING,),
+    Status.FAILED: (Status.RUNNING, Status.QUEUED),  # queued: it cannot be handed over (unknown queue)
     Status.RETRYING: (Status.RUNNING,),
     Status.CANCELLED: (Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.RETRYING, Status.RUNNING),
     Status.SCHEDULED: (),

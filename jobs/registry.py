@@ -64,7 +64,8 @@ class Kind:
     def arguments(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the handler, typed by the schema (for example datetimes parsed)."""
         model = self.schema.model_validate_json(json.dumps(payload))
-        return {name: getattr(model, name) for name in type(model).model_fields}
+        arguments = {name: getattr(model, name) for name in type(model).model_fields}
+        return {**(model.model_extra or {}), **arguments}
 
     def retry_delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt`, jittered so retries don't stampede."""

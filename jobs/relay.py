@@ -42,14 +42,32 @@ def admit_new(count: int) -> bool:
 def hand_over(batch: list[transport.Handover]) -> bool:
     """Push rows already marked queued to RQ: the only place jobs reach Redis. False if Redis failed."""
     global _redis_down_until
+    routable = [item for item in batch if item.queue in settings.RQ_QUEUES]
+    if len(routable) < len(batch):
+        _fail_unroutable([item for item in batch if item.queue not in settings.RQ_QUEUES])
     try:
-        transport.push(batch)
+        transport.push(routable)
     except transport.TransportError as exc:
-        _release(batch)
+        _release(routable)
         _redis_down_until = time.monotonic() + BACKOFF_SECONDS
-        logger.warning("Redis unreachable, %d job(s) stay pending: %s", len(batch), exc)
+        logger.warning("Redis unreachable, %d job(s) stay pending: %s", len(routable), exc)
+        return False
+    except Exception:
+        _release(routable)
+        logger.exception("Hand-over of %d job(s) failed; they stay pending", len(routable))
         return False
     return True
+
+
+def _fail_unroutable(items: list[transport.Handover]) -> None:
+    # A queue renamed or removed from settings while jobs still wait on it: fail them visibly rather
+    # than let them block every batch they are in.
+    for item in items:
+        Job.objects.filter(pk=item.job_id, status=Status.QUEUED).transition(
+            Status.FAILED, finished_at=timezone.now(),
+            last_error=f"Queue {item.queue!r} is not configured (RQ_QUEUES); the job cannot run.",
+        )
+        logger.error("Job %s failed: queue %r is not configured", item.job_id, item.queue)
 
 
 def relay(*, job_ids: Collection[UUID] | None = None, eager: bool = False) -> int:

@@ -137,6 +137,10 @@ def request_stop(job_id: str) -> None:
     _stop_requests.add(str(job_id))
 
 
+def forget_stop_request(job_id: str) -> None:
+    _stop_requests.discard(str(job_id))
+
+
 def attempt_claim(*, job_id: str, worker: WorkerIdentity) -> Claim | None:
     """Start the next attempt of a queued job, or return None when there is nothing to claim."""
     now = timezone.now()
@@ -149,8 +153,15 @@ def attempt_claim(*, job_id: str, worker: WorkerIdentity) -> Claim | None:
         logger.info("Job %s: nothing to claim (not queued); delivery ignored", job_id)
         return None
     job, attempt = claimed
-    signals.job_started.send(sender=Job, job=job, attempt=attempt)
+    _send(signals.job_started, job, attempt)
     return Claim(job=job, attempt=attempt)
+
+
+def _send(signal, job: Job, attempt: Attempt | None) -> None:
+    # Host code's receivers must not undo what is already committed (a claim, an outcome).
+    for receiver, response in signal.send_robust(sender=Job, job=job, attempt=attempt):
+        if isinstance(response, Exception):
+            logger.error("Job %s: %r receiver failed: %r", job.pk, receiver, response, exc_info=response)
 
 
 def _claim_with_orm(job_id: str, now, worker: WorkerIdentity) -> tuple[Job, Attempt] | None:
@@ -295,7 +306,7 @@ def _announce(job: Job, attempt: Attempt) -> None:
         Status.CANCELLED: signals.job_cancelled,
     }.get(job.status)
     if signal is not None:
-        signal.send(sender=Job, job=job, attempt=attempt)
+        _send(signal, job, attempt)
 
 
 class Heartbeat:

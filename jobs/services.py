@@ -211,13 +211,17 @@ def job_cancel(*, job: Job, user=None) -> Job:
     if not moved:
         job.refresh_from_db()
         raise JobStateError(f"Job {job.short_id} is {job.status}; only waiting jobs can be cancelled.")
-    try:
-        transport.remove(str(job.pk), job.queue)
-    except transport.TransportError:
-        pass  # A worker that still receives it finds nothing to claim.
+    transaction.on_commit(partial(_remove_from_rq, str(job.pk), job.queue), robust=True)
     job.refresh_from_db()
     signals.job_cancelled.send(sender=Job, job=job, attempt=None)
     return job
+
+
+def _remove_from_rq(job_id: str, queue: str) -> None:
+    try:
+        transport.remove(job_id, queue)
+    except transport.TransportError:
+        pass  # A worker that still receives it finds nothing to claim.
 
 
 def job_stop(*, job: Job, user=None) -> Job:
@@ -228,11 +232,15 @@ def job_stop(*, job: Job, user=None) -> Job:
     job.refresh_from_db()
     if not moved and job.status != Status.RUNNING:
         raise JobStateError(f"Job {job.short_id} is {job.status}; only running jobs can be stopped.")
-    try:
-        transport.stop(str(job.pk))
-    except transport.TransportError:
-        logger.warning("Job %s: Redis unreachable, stop will be applied when the attempt is reconciled", job.pk)
+    transaction.on_commit(partial(_stop_in_rq, str(job.pk)), robust=True)
     return job
+
+
+def _stop_in_rq(job_id: str) -> None:
+    try:
+        transport.stop(job_id)
+    except transport.TransportError:
+        logger.warning("Job %s: Redis unreachable; the stop applies at the handler's next progress report", job_id)
 
 
 def job_retry(*, job: Job, user=None) -> Job:
@@ -257,7 +265,7 @@ def job_retry(*, job: Job, user=None) -> Job:
 
 
 def _reopen(job: Job, user, extra_attempts: int) -> int:
-    return Job.objects.filter(pk=job.pk).transition(
+    return Job.objects.filter(pk=job.pk, status__in=(Status.FAILED, Status.CANCELLED)).transition(
         Status.PENDING,
         max_attempts=job.attempts + extra_attempts,
         next_trigger=Trigger.MANUAL,

@@ -177,23 +177,30 @@ def remove(job_id: str, queue_name: str) -> None:
 
 
 def missing(job_ids: list[str]) -> set[str]:
-    """Ids that no worker will run as things stand: the RQ job hash is gone or left finished by an
-    earlier attempt, or the id sits in an intermediate list (dequeued by a worker that died before
-    starting it; RQ itself would notice only at its next ten-minute maintenance)."""
+    """Ids (of jobs queued in the database for a while) that no worker will run as things stand: the
+    RQ job hash is gone or left finished by an earlier attempt, or a worker took the id off the list
+    and died before starting it (the id is then on no queue list or started registry, or, for a
+    single-queue worker, stuck in the intermediate list). RQ itself would not notice in time."""
     if not job_ids:
         return set()
     connection = get_connection()
+    queues = [get_queue(name) for name in settings.RQ_QUEUES]
     with connection.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
             pipe.hget(RQJob.key_for(job_id), "status")
-        for name in settings.RQ_QUEUES:
-            pipe.lrange(get_queue(name).intermediate_queue_key, 0, -1)
+        for queue in queues:
+            pipe.lrange(queue.key, 0, -1)
+            pipe.lrange(queue.intermediate_queue_key, 0, -1)
+            pipe.zrange(queue.started_job_registry.key, 0, -1)
         replies = pipe.execute()
-    statuses, intermediate = replies[: len(job_ids)], replies[len(job_ids):]
-    stranded = {raw.decode() for members in intermediate for raw in members}
-    live = {b"queued", b"started", b"deferred", b"scheduled"}
+    statuses, lists = replies[: len(job_ids)], replies[len(job_ids):]
+    # Per queue: its list, its intermediate list, its started registry (members "id:execution").
+    placed = {raw.decode() for members in lists[0::3] for raw in members}
+    placed |= {raw.split(b":", 1)[0].decode() for members in lists[2::3] for raw in members}
+    stranded = {raw.decode() for members in lists[1::3] for raw in members}
+    waiting_in_rq = {b"queued", b"started", b"deferred", b"scheduled"}
     return {job_id for job_id, status in zip(job_ids, statuses, strict=True)
-            if status not in live or job_id in stranded}
+            if status not in waiting_in_rq or job_id in stranded or job_id not in placed}
 
 
 def stop(job_id: str) -> bool:

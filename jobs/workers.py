@@ -104,7 +104,12 @@ class TrackedWorkerMixin:
             super().run_maintenance_tasks()
         if self._reconcile_due():
             self._last_reconcile = time.monotonic()
-            reconciler.reconcile_if_leader()
+            try:
+                reconciler.reconcile_if_leader()
+            except Exception:
+                # A database or Redis outage must not end the worker; the next pass tries again.
+                logger.exception("Reconciler pass failed")
+                connections.close_all()
 
     def _reconcile_due(self) -> bool:
         return time.monotonic() - self._last_reconcile >= settings.JOBS_RECONCILE_SECONDS
@@ -119,12 +124,16 @@ class TrackedWorkerMixin:
             if claim is None:
                 super().execute_job(job, queue)
                 return
-            with runtime.heartbeat.beating(claim.attempt.pk):
-                super().execute_job(job, queue)
-            result = self._collect(claim, time.monotonic() - started)
-            self._finish(claim, result)
+            try:
+                with runtime.heartbeat.beating(claim.attempt.pk):
+                    super().execute_job(job, queue)
+            finally:
+                # Even when RQ's own bookkeeping fails afterwards (Redis gone), the outcome the horse
+                # handed back is recorded.
+                self._finish(claim, self._collect(claim, time.monotonic() - started))
         finally:
             runtime.take_prepared(job.id)
+            runtime.forget_stop_request(job.id)
 
     def _finish(self, claim: runtime.Claim, result: runtime.AttemptResult) -> None:
         # A database blip must not end the worker (RQ quits on an unhandled error) nor lose the

@@ -104,3 +104,26 @@ def test_it_redelivers_a_job_stranded_by_a_worker_killed_right_after_dequeue(acm
     work()
     assert Job.objects.get(pk=job.pk).status == Status.SUCCEEDED
     assert Attempt.objects.filter(job=job).count() == 1
+
+
+def test_it_redelivers_a_job_popped_by_a_multi_queue_worker_that_died_before_claiming(acme, private_redis,
+                                                                                       settings):
+    settings.JOBS_LOST_AFTER_SECONDS = 0
+    job = enqueue("tests.echo", tenant=acme, payload={"text": "x"})
+    client = private_redis.client()
+    assert client.lpop("rq:queue:high") == str(job.pk).encode()  # a BLPOP, then kill -9
+    assert reconcile().requeued_lost == 1
+    work()
+    assert Job.objects.get(pk=job.pk).status == Status.SUCCEEDED
+
+
+def test_a_job_on_a_queue_that_no_longer_exists_fails_without_blocking_others(acme, settings):
+    stranded = enqueue("tests.echo", tenant=acme, payload={"text": "x"})
+    fine = enqueue("tests.echo", tenant=acme, payload={"text": "y"})
+    Job.objects.filter(pk__in=[stranded.pk, fine.pk]).update(status=Status.PENDING)
+    Job.objects.filter(pk=stranded.pk).update(queue="gone")
+    assert reconcile().relayed == 2
+    stranded.refresh_from_db()
+    assert stranded.status == Status.FAILED and "'gone' is not configured" in stranded.last_error
+    work()
+    assert Job.objects.get(pk=fine.pk).status == Status.SUCCEEDED

@@ -162,3 +162,39 @@ def test_a_database_blip_while_recording_the_outcome_neither_stops_the_worker_no
     work()
     assert Job.objects.get(pk=first.pk).status == Status.SUCCEEDED
     assert Job.objects.get(pk=second.pk).status == Status.SUCCEEDED  # the worker carried on
+
+
+def test_retry_refuses_a_job_that_is_not_failed_or_cancelled(acme):
+    from jobs.services import JobStateError
+
+    job = enqueue("tests.echo", tenant=acme, payload={"text": "x"})
+    with pytest.raises(JobStateError, match="only failed or cancelled"):
+        job_retry(job=job)
+    assert Job.objects.get(pk=job.pk).max_attempts == 2
+
+
+def test_a_receiver_that_raises_does_not_lose_the_claimed_attempt(acme):
+    def broken(sender, **kwargs):
+        raise RuntimeError("host code bug")
+
+    signals.job_started.connect(broken, weak=False, dispatch_uid="broken")
+    try:
+        job = enqueue("tests.echo", tenant=acme, payload={"text": "x"})
+        work()
+    finally:
+        signals.job_started.disconnect(dispatch_uid="broken")
+    assert Job.objects.get(pk=job.pk).status == Status.SUCCEEDED
+
+
+def test_extra_payload_fields_reach_a_handler_that_takes_kwargs(acme):
+    from jobs import job_kind
+
+    seen = {}
+
+    @job_kind("tests.open_ended", max_attempts=1)
+    def open_ended(ctx, *, a: int, **rest) -> None:
+        seen.update(a=a, **rest)
+
+    enqueue("tests.open_ended", tenant=acme, payload={"a": 1, "colour": "red"})
+    work()
+    assert seen == {"a": 1, "colour": "red"}
