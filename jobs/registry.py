@@ -128,13 +128,10 @@ def get_kind(name: str) -> Kind:
         raise ValidationError({"kind": [f"Unknown job kind {name!r}."]}) from None
 
 
-def kind_names() -> list[str]:
-    return sorted(_kinds)
-
-
 def schema_from_signature(name: str, handler: Callable[..., Any]) -> type[pydantic.BaseModel]:
     """A strict pydantic model of the handler's parameters after `ctx`; unknown fields are refused."""
     params = list(inspect.signature(handler).parameters.values())[1:]
+    hints = inspect.get_annotations(handler, eval_str=True)  # resolves `from __future__` strings
     fields: dict[str, Any] = {}
     extra = "forbid"
     for param in params:
@@ -143,15 +140,10 @@ def schema_from_signature(name: str, handler: Callable[..., Any]) -> type[pydant
             continue
         if param.kind in (param.VAR_POSITIONAL, param.POSITIONAL_ONLY):
             raise ImproperlyConfigured(f"job kind {name!r}: payload parameters must be keywords")
-        annotation = Any if param.annotation is param.empty else param.annotation
         default = ... if param.default is param.empty else param.default
-        fields[param.name] = (annotation, default)
+        fields[param.name] = (hints.get(param.name, Any), default)
     config = pydantic.ConfigDict(extra=extra, strict=True)
     model_name = "".join(part.title() for part in name.replace("-", ".").split(".")) + "Payload"
-    hints = inspect.get_annotations(handler, eval_str=True)
-    for field_name in fields:
-        if field_name in hints:
-            fields[field_name] = (hints[field_name], fields[field_name][1])
     return pydantic.create_model(model_name, __config__=config, **fields)
 
 

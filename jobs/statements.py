@@ -15,7 +15,7 @@ from django.db.models import JSONField
 import psycopg
 from psycopg.types.json import Jsonb
 
-from jobs.models import ALLOWED_FROM, Attempt, Job, Status
+from jobs.models import ALLOWED_FROM, Attempt, Job
 from tenants.models import Tenant
 
 JOB_COLUMNS = [f.column for f in Job._meta.concrete_fields]
@@ -157,5 +157,3 @@ def _assignments(model, values: dict[str, Any]) -> tuple[str, list[Any]]:
         params.append(field.get_db_prep_save(value, connection))
     return ", ".join(parts), params
 
-
-__all__ = ["Status", "claim", "finish", "supported"]

@@ -154,7 +154,8 @@ def _stale_executions(by_queue: dict[str, list[Handover]]) -> dict[str, list[byt
         retried = {item.job_id.encode() for item in items if not item.fresh}
         if not retried:
             continue
-        members = get_queue(queue_name).connection.zrange(get_queue(queue_name).started_job_registry.key, 0, -1)
+        queue = get_queue(queue_name)
+        members = queue.connection.zrange(queue.started_job_registry.key, 0, -1)
         stale[queue_name] = [m for m in members if m.split(b":", 1)[0] in retried]
     return stale
 
@@ -210,13 +211,6 @@ def stop(job_id: str) -> bool:
     except (NoSuchJobError, InvalidJobOperation):
         return False
     return True
-
-
-def ping() -> bool:
-    try:
-        return bool(get_connection().ping())
-    except TransportError:
-        return False
 
 
 def acquire_lock(name: str, *, ttl: float) -> bool:
