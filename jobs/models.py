@@ -1,14 +1,17 @@
 """The truth about every job: one `Job` row per unit of work, one `Attempt` row per execution."""
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import time
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast, Right
 from django.utils import timezone
 
 
@@ -77,6 +80,37 @@ class Outcome(models.TextChoices):
     STOPPED = "stopped", "Stopped"
 
 
+SHORT_ID_LENGTH = 8
+
+# What varies between two occurrences of the same failure: ids, numbers, quoted values, addresses.
+_VOLATILE = [
+    (re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I), "<uuid>"),
+    (re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{12,}\b", re.I), "<hex>"),
+    (re.compile(r"'[^']*'|\"[^\"]*\""), "<str>"),
+    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"), "<email>"),
+    (re.compile(r"https?://\S+"), "<url>"),
+    (re.compile(r"\d+(\.\d+)?"), "<n>"),
+]
+
+
+def normalise_error(message: str) -> str:
+    text = message.strip().splitlines()[0] if message.strip() else ""
+    for pattern, placeholder in _VOLATILE:
+        text = pattern.sub(placeholder, text)
+    return text[:300]
+
+
+def error_fingerprint(*, kind: str, error_type: str, message: str) -> str:
+    """Failures alike up to ids and numbers share a fingerprint: kind, exception type, normalised message."""
+    basis = f"{kind}\0{error_type}\0{normalise_error(message)}"
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def short_id_expression():
+    """The last characters of the id as text: what the admin shows, and an index makes searchable."""
+    return Right(Cast("id", output_field=CharField()), SHORT_ID_LENGTH)
+
+
 class JobQuerySet(models.QuerySet["Job"]):
     def transition(self, to: str, **fields) -> int:
         """Compare-and-swap: move the matching rows that may legally reach `to`; return how many moved."""
@@ -121,6 +155,10 @@ class Job(models.Model):
 
     result = models.JSONField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    error_fingerprint = models.CharField(
+        max_length=16, blank=True, default="",
+        help_text="Groups failures alike (kind, exception type, message without ids and numbers).",
+    )
 
     enqueued_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
@@ -140,9 +178,13 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["tenant", "status", "created_at"], name="job_tenant_status_created"),
+            # Ids are time-ordered, so `-id` is newest first: the admin's order, served by these indexes.
+            models.Index(fields=["tenant", "status", "id"], name="job_tenant_status_id"),
             models.Index(fields=["status", "updated_at"], name="job_status_updated"),
             models.Index(fields=["kind"], name="job_kind"),
+            models.Index(short_id_expression(), name="job_short_id"),
+            models.Index(fields=["error_fingerprint", "updated_at"], name="job_failure_fingerprint",
+                         condition=Q(status__in=("failed", "retrying"))),
             # Only the rows the relay waits on: small, so cheap to keep up to date.
             models.Index(fields=["run_at"], name="job_due_run_at",
                          condition=Q(status__in=("scheduled", "retrying"))),
@@ -167,7 +209,7 @@ class Job(models.Model):
 
     @property
     def short_id(self) -> str:
-        return str(self.id)[-8:]
+        return str(self.id)[-SHORT_ID_LENGTH:]
 
     @property
     def is_finished(self) -> bool:
@@ -211,3 +253,80 @@ class Attempt(models.Model):
     @property
     def duration(self) -> timedelta | None:
         return self.ended_at - self.started_at if self.ended_at else None
+
+
+class QueueState(models.Model):
+    """Operator state of an RQ queue. A paused queue's waiting jobs stay in the database until resumed."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'paused' if self.paused_at else 'running'})"
+
+
+class AuditAction(models.TextChoices):
+    RETRY = "retry", "Retry"
+    CANCEL = "cancel", "Cancel"
+    STOP = "stop", "Stop"
+    DELETE = "delete", "Delete record"
+    CLEAN = "clean", "Clean old finished jobs"
+    PAUSE_QUEUE = "pause_queue", "Pause queue"
+    RESUME_QUEUE = "resume_queue", "Resume queue"
+    MEMBERSHIP_ADD = "membership_add", "Add member"
+    MEMBERSHIP_CHANGE = "membership_change", "Change member's role"
+    MEMBERSHIP_DELETE = "membership_delete", "Remove member"
+
+
+class AuditState(models.TextChoices):
+    RUNNING = "running", "Running in the background"
+    DONE = "done", "Done"
+    PARTIAL = "partial", "Done in part"
+    REFUSED = "refused", "Refused"
+    FAILED = "failed", "Failed"
+
+
+class AuditEvent(models.Model):
+    """One staff action: who, when, what, on which jobs (or which filter and how many), why, and how it went.
+
+    Written by the services, never edited: the admin shows it read-only.
+    """
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_name = models.CharField(max_length=150, help_text="Kept when the user is deleted.")
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+", help_text="Set when the action concerns one tenant.")
+    target = models.CharField(max_length=255, blank=True, default="",
+                              help_text="What was acted on, in words: a queue, a member, a filter.")
+    selection = models.TextField(blank=True, default="",
+                                 help_text="The admin filter the action applied to, when it was not a hand-picked list.")
+    reason = models.TextField(blank=True, default="")
+    requested = models.PositiveIntegerField(default=0, help_text="Jobs in the selection.")
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0, help_text="Not in a state the action applies to.")
+    refused = models.PositiveIntegerField(default=0, help_text="In tenants where the actor's role does not allow it.")
+    state = models.CharField(max_length=16, choices=AuditState.choices, default=AuditState.DONE)
+    outcome = models.TextField(blank=True, default="")
+    background_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                       help_text="The tracked job doing a large action's work.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor_name} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class AuditEventJob(models.Model):
+    """Which jobs an audit event touched. A plain id, not a foreign key: the record outlives deleted jobs."""
+
+    event = models.ForeignKey(AuditEvent, on_delete=models.CASCADE, related_name="touched")
+    job_id = models.UUIDField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "job_id"], name="audit_event_job_unique")]

@@ -2,6 +2,7 @@
 
 - pending rows and due scheduled/retrying rows are handed over (the relay);
 - queued rows whose RQ job Redis lost (restart without persistence, FLUSHALL) are handed over again;
+- queued rows of paused queues are taken back to pending;
 - running rows whose worker stopped heartbeating (kill -9, lost host) get an `abandoned` attempt and
   then retry or fail like any other failure.
 
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from jobs import runtime, transport
 from jobs.models import Attempt, Job, Outcome, Status, Trigger
-from jobs.relay import relay
+from jobs.relay import hold_paused, relay
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +32,15 @@ class ReconcileReport:
     abandoned: int = 0
     requeued_lost: int = 0
     relayed: int = 0
+    held: int = 0
 
     def __str__(self) -> str:
         return (f"{self.abandoned} abandoned attempt(s) rescued, {self.requeued_lost} lost job(s) requeued, "
-                f"{self.relayed} job(s) handed over")
+                f"{self.relayed} job(s) handed over, {self.held} job(s) of paused queues held back")
 
     @property
     def repaired_anything(self) -> bool:
-        return bool(self.abandoned or self.requeued_lost or self.relayed)
+        return bool(self.abandoned or self.requeued_lost or self.relayed or self.held)
 
 
 def reconcile() -> ReconcileReport:
@@ -48,6 +50,7 @@ def reconcile() -> ReconcileReport:
         report.requeued_lost = requeue_lost()
     except transport.TransportError as exc:
         logger.warning("Reconciler: Redis unreachable, lost-job check skipped: %s", exc)
+    report.held = hold_paused()
     report.relayed = relay()
     if report.repaired_anything:
         logger.info("Reconciler: %s", report)

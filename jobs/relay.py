@@ -5,6 +5,10 @@ already `queued` and pushed right after commit, saving a second write per job. E
 left pending, due scheduled and retrying rows) is claimed by `relay` (`-> queued`, row locks, so two
 relays never take the same row). Either way the push is `hand_over`, and a failed push puts the rows
 back to `pending` for the next pass. Pause and tenant caps belong in `admit_new` and `_due_rows`.
+
+A paused queue's waiting jobs stay in the database: new ones are stored `pending`, due ones are not
+claimed, and `hold_paused` takes back the ones already queued in Redis (a worker that pops one anyway
+finds its claim refused). Running jobs finish.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import transport
-from jobs.models import Job, Status
+from jobs.models import Job, QueueState, Status, error_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +37,47 @@ def redis_recently_down() -> bool:
     return time.monotonic() < _redis_down_until
 
 
-def admit_new(count: int) -> bool:
-    """May `count` new jobs go straight to RQ after commit? If not they are stored `pending`."""
+# Enqueue asks "is this queue paused?" for every job; a process re-reads the answer at most this often.
+# A job admitted in the gap is taken back by the next `hold_paused` pass or refused at its claim.
+PAUSED_CACHE_SECONDS = 1.0
+_paused_cache: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
+
+
+def paused_queues(*, fresh: bool = False) -> frozenset[str]:
+    global _paused_cache
+    read_at, names = _paused_cache
+    now = time.monotonic()
+    if fresh or now - read_at > PAUSED_CACHE_SECONDS:
+        names = frozenset(QueueState.objects.filter(paused_at__isnull=False).values_list("name", flat=True))
+        _paused_cache = (now, names)
+    return names
+
+
+def forget_paused_cache() -> None:
+    global _paused_cache
+    _paused_cache = (float("-inf"), frozenset())
+
+
+def admit_new(count: int, queue: str) -> bool:
+    """May `count` new jobs for `queue` go straight to RQ after commit? If not they are stored `pending`."""
     # While Redis is known to be failing, skip the doomed post-commit push; a periodic pass relays.
-    return not redis_recently_down()
+    return not redis_recently_down() and queue not in paused_queues()
+
+
+def hold_paused(limit: int = 5000) -> int:
+    """Take jobs of paused queues that are queued in Redis back to `pending` in the database."""
+    paused = paused_queues(fresh=True)
+    if not paused:
+        return 0
+    with transaction.atomic():
+        rows = list(Job.objects.filter(status=Status.QUEUED, queue__in=paused)
+                    .select_for_update(skip_locked=True, of=("self",)).values_list("id", "queue")[:limit])
+        held = Job.objects.filter(pk__in=[job_id for job_id, _ in rows]).transition(Status.PENDING)
+    try:
+        transport.remove((str(job_id), queue) for job_id, queue in rows)
+    except transport.TransportError as exc:
+        logger.warning("Redis unreachable while holding paused jobs (their claims are refused): %s", exc)
+    return held
 
 
 def hand_over(batch: list[transport.Handover]) -> bool:
@@ -63,9 +104,10 @@ def _fail_unroutable(items: list[transport.Handover]) -> None:
     # A queue renamed or removed from settings while jobs still wait on it: fail them visibly rather
     # than let them block every batch they are in.
     for item in items:
+        message = f"Queue {item.queue!r} is not configured (RQ_QUEUES); the job cannot run."
         Job.objects.filter(pk=item.job_id, status=Status.QUEUED).transition(
-            Status.FAILED, finished_at=timezone.now(),
-            last_error=f"Queue {item.queue!r} is not configured (RQ_QUEUES); the job cannot run.",
+            Status.FAILED, finished_at=timezone.now(), last_error=message,
+            error_fingerprint=error_fingerprint(kind=item.kind, error_type="UnknownQueue", message=message),
         )
         logger.error("Job %s failed: queue %r is not configured", item.job_id, item.queue)
 
@@ -98,7 +140,7 @@ def _chunks(job_ids: Collection[UUID] | None) -> Iterator[list[UUID] | None]:
 
 
 def _due_rows(now):
-    return Job.objects.due(now)
+    return Job.objects.due(now).exclude(queue__in=paused_queues(fresh=True))
 
 
 def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:

@@ -21,12 +21,12 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from rq.timeouts import JobTimeoutException
 
 from jobs import signals, statements
-from jobs.models import Attempt, Job, Outcome, Status, Trigger
+from jobs.models import Attempt, Job, Outcome, QueueState, Status, Trigger, error_fingerprint
 from jobs.registry import Kind, get_kind
 
 logger = logging.getLogger(__name__)
@@ -166,7 +166,8 @@ def _send(signal, job: Job, attempt: Attempt | None) -> None:
 
 def _claim_with_orm(job_id: str, now, worker: WorkerIdentity) -> tuple[Job, Attempt] | None:
     with transaction.atomic():
-        claimed = Job.objects.filter(pk=job_id).transition(
+        paused = QueueState.objects.filter(name=OuterRef("queue"), paused_at__isnull=False)
+        claimed = Job.objects.filter(pk=job_id).exclude(Exists(paused)).transition(
             Status.RUNNING, attempts=F("attempts") + 1, started_at=now, progress=0, progress_message=""
         )
         if not claimed:
@@ -274,9 +275,11 @@ def _next_state(job: Job, attempt: Attempt, result: AttemptResult, now, retry_tr
     if result.progress is not None:
         fields.update(progress=result.progress, progress_message=result.progress_message or "")
     if result.outcome == Outcome.SUCCEEDED:
-        fields.update(progress=100, result=result.result, finished_at=now, last_error="")
+        fields.update(progress=100, result=result.result, finished_at=now, last_error="", error_fingerprint="")
         return Status.SUCCEEDED, fields
     fields["last_error"] = result.summary[:ERROR_MESSAGE_LIMIT]
+    fields["error_fingerprint"] = error_fingerprint(kind=job.kind, error_type=result.error_type,
+                                                    message=result.error_message)
     if result.outcome == Outcome.STOPPED:
         fields["finished_at"] = now
         return Status.CANCELLED, fields

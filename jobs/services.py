@@ -73,7 +73,7 @@ def job_enqueue_many(
     _check_tenant(tenant)
     stored = spec.validate_many(list(payloads))
     now = timezone.now()
-    status = Status.QUEUED if relay_module.admit_new(len(stored)) else Status.PENDING
+    status = Status.QUEUED if relay_module.admit_new(len(stored), spec.queue) else Status.PENDING
     jobs = _new_jobs(spec, tenant=tenant, payloads=stored, user=user, source=source, status=status, now=now)
     _insert(jobs)
     if status == Status.QUEUED:
@@ -121,7 +121,7 @@ def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempo
     # the process dies between commit and push, the reconciler finds a queued job Redis never got.
     if scheduled:
         status = Status.SCHEDULED
-    elif relay_module.admit_new(1):
+    elif relay_module.admit_new(1, spec.queue):
         status = Status.QUEUED
     else:
         status = Status.PENDING
@@ -219,7 +219,7 @@ def job_cancel(*, job: Job, user=None) -> Job:
 
 def _remove_from_rq(job_id: str, queue: str) -> None:
     try:
-        transport.remove(job_id, queue)
+        transport.remove([(job_id, queue)])
     except transport.TransportError:
         pass  # A worker that still receives it finds nothing to claim.
 

@@ -34,6 +34,8 @@ WITH claimed AS (
     SET status = 'running', attempts = attempts + 1, started_at = %(now)s, updated_at = %(now)s,
         progress = 0, progress_message = ''
     WHERE id = %(id)s AND status = 'queued'
+      AND NOT EXISTS (SELECT 1 FROM jobs_queuestate paused
+                      WHERE paused.name = jobs_job.queue AND paused.paused_at IS NOT NULL)
     RETURNING *
 ), attempt AS (
     INSERT INTO jobs_attempt (job_id, number, trigger, triggered_by_id, worker_name, hostname, pid,

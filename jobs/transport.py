@@ -169,11 +169,18 @@ def _forget(pipe, queue: Queue, job_id: str) -> None:
     pipe.lrem(queue.intermediate_queue_key, 0, job_id)
 
 
-def remove(job_id: str, queue_name: str) -> None:
-    """Take a waiting job out of RQ (cancel). Missing keys are fine: the database decides."""
-    queue = get_queue(queue_name)
-    with queue.connection.pipeline() as pipe:
-        _forget(pipe, queue, job_id)
+def remove(jobs: Iterable[tuple[str, str]]) -> None:
+    """Take waiting jobs, given as (job id, queue name), out of RQ in one round trip (cancel, pause).
+
+    Missing keys are fine: the database decides, and a worker that still pops one finds nothing to claim.
+    """
+    jobs = list(jobs)
+    if not jobs:
+        return
+    with get_connection().pipeline(transaction=False) as pipe:
+        for job_id, queue_name in jobs:
+            if queue_name in settings.RQ_QUEUES:
+                _forget(pipe, get_queue(queue_name), job_id)
         pipe.execute()
 
 

@@ -23,6 +23,10 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+# viewer reads; operator also retries, cancels and stops; admin also deletes, cleans and manages members.
+ROLE_RANK: dict[str, int] = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
+
+
 class Membership(models.Model):
     """A user's role in one tenant; a user may belong to several tenants."""
 
