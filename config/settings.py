@@ -191,6 +191,12 @@ JOBS_RQ_RESULT_TTL = env.int("JOBS_RQ_RESULT_TTL", default=0)
 JOBS_RQ_FAILURE_TTL = env.int("JOBS_RQ_FAILURE_TTL", default=24 * 3600)
 JOBS_WORKER_SYNCHRONOUS_COMMIT = env.bool("JOBS_WORKER_SYNCHRONOUS_COMMIT", default=False)
 JOBS_RELAY_BATCH = env.int("JOBS_RELAY_BATCH", default=500)
+# Admin: actions on more jobs than this ask for confirmation and run as a background job.
+JOBS_ADMIN_BULK_THRESHOLD = env.int("JOBS_ADMIN_BULK_THRESHOLD", default=500)
+# Admin lists count matching rows up to this many and show "more than N" beyond: no COUNT(*) of a big table.
+JOBS_ADMIN_COUNT_LIMIT = env.int("JOBS_ADMIN_COUNT_LIMIT", default=10_000)
+# Superusers' token for the django-rq dashboard's stats.json and metrics (Authorization: Bearer ...).
+RQ_API_TOKEN = env.str("RQ_API_TOKEN", default="")
 
 LOGGING = {
     "version": 1,

@@ -1,20 +1,22 @@
-"""Writes: enqueue, cancel, stop, retry. Views, admin actions, commands and the API call these."""
+"""Writes: enqueue, cancel, stop, retry, delete. Views, admin actions, commands and the API call these."""
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from jobs import relay as relay_module
 from jobs import signals, statements, transport
-from jobs.models import WAITING, Job, Source, Status, Trigger, new_job_id
+from jobs.models import TERMINAL, WAITING, Attempt, Job, Source, Status, Trigger, new_job_id
 from jobs.registry import Kind, get_kind
 from tenants.models import Tenant
 
@@ -204,72 +206,132 @@ def _push_after_commit(jobs: list[Job]) -> None:
 
 def job_cancel(*, job: Job, user=None) -> Job:
     """Cancel a job that has not started (pending, scheduled, queued or retrying)."""
-    now = timezone.now()
-    moved = Job.objects.filter(pk=job.pk, status__in=WAITING).transition(
-        Status.CANCELLED, finished_at=now, last_error=_by("Cancelled", user)
-    )
-    if not moved:
+    if not jobs_cancel(job_ids=[job.pk], user=user):
         job.refresh_from_db()
         raise JobStateError(f"Job {job.short_id} is {job.status}; only waiting jobs can be cancelled.")
-    transaction.on_commit(partial(_remove_from_rq, str(job.pk), job.queue), robust=True)
     job.refresh_from_db()
-    signals.job_cancelled.send(sender=Job, job=job, attempt=None)
     return job
-
-
-def _remove_from_rq(job_id: str, queue: str) -> None:
-    try:
-        transport.remove([(job_id, queue)])
-    except transport.TransportError:
-        pass  # A worker that still receives it finds nothing to claim.
 
 
 def job_stop(*, job: Job, user=None) -> Job:
     """Stop a running job. The attempt is recorded as `stopped` and never retried automatically."""
-    moved = Job.objects.filter(pk=job.pk, status=Status.RUNNING, stop_requested_at__isnull=True).update(
-        stop_requested_at=timezone.now(), last_error=_by("Stop requested", user)
-    )
+    stopping = jobs_stop(job_ids=[job.pk], user=user)
     job.refresh_from_db()
-    if not moved and job.status != Status.RUNNING:
+    if not stopping and job.status != Status.RUNNING:
         raise JobStateError(f"Job {job.short_id} is {job.status}; only running jobs can be stopped.")
-    transaction.on_commit(partial(_stop_in_rq, str(job.pk)), robust=True)
     return job
-
-
-def _stop_in_rq(job_id: str) -> None:
-    try:
-        transport.stop(job_id)
-    except transport.TransportError:
-        logger.warning("Job %s: Redis unreachable; the stop applies at the handler's next progress report", job_id)
 
 
 def job_retry(*, job: Job, user=None) -> Job:
     """Start a new attempt of a failed or cancelled job, with the kind's full retry allowance again."""
-    try:
-        extra = get_kind(job.kind).max_attempts
-    except ValidationError:
-        extra = 1
-    try:
-        with transaction.atomic():
-            moved = _reopen(job, user, extra)
-    except IntegrityError:
-        raise JobStateError(
-            f"Job {job.short_id} cannot be retried: another unfinished job holds its idempotency key."
-        ) from None
-    if not moved:
+    if not jobs_retry(job_ids=[job.pk], user=user):
         job.refresh_from_db()
+        if job.status in RETRYABLE:
+            raise JobStateError(
+                f"Job {job.short_id} cannot be retried: another unfinished job holds its idempotency key."
+            )
         raise JobStateError(f"Job {job.short_id} is {job.status}; only failed or cancelled jobs can be retried.")
-    transaction.on_commit(partial(relay_module.relay, job_ids=[job.pk], eager=True), robust=True)
     job.refresh_from_db()
     return job
 
 
-def _reopen(job: Job, user, extra_attempts: int) -> int:
-    return Job.objects.filter(pk=job.pk, status__in=(Status.FAILED, Status.CANCELLED)).transition(
+# The set-based forms: each takes ids, moves those in a state the action applies to (row locks, so
+# a worker's claim and a staff action never both win) and returns the ids it moved.
+
+RETRYABLE = (Status.FAILED, Status.CANCELLED)
+
+
+def jobs_cancel(*, job_ids: Collection[UUID], user=None) -> list[UUID]:
+    """Cancel the waiting jobs among `job_ids`; they are taken out of RQ after commit."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = _lock(job_ids, WAITING, "id", "queue")
+        ids = [job_id for job_id, _ in rows]
+        Job.objects.filter(pk__in=ids).transition(Status.CANCELLED, finished_at=now, last_error=_by("Cancelled", user))
+    transaction.on_commit(partial(_cancelled_after_commit, rows), robust=True)
+    return ids
+
+
+def _cancelled_after_commit(rows: list[tuple[UUID, str]]) -> None:
+    try:
+        transport.remove((str(job_id), queue) for job_id, queue in rows)
+    except transport.TransportError:
+        pass  # A worker that still receives one finds nothing to claim.
+    for job in Job.objects.filter(pk__in=[job_id for job_id, _ in rows]).select_related("tenant"):
+        signals.job_cancelled.send_robust(sender=Job, job=job, attempt=None)
+
+
+def jobs_stop(*, job_ids: Collection[UUID], user=None) -> list[UUID]:
+    """Ask the running jobs among `job_ids` to stop; asking twice is harmless."""
+    with transaction.atomic():
+        ids = [row[0] for row in _lock(job_ids, (Status.RUNNING,), "id")]
+        Job.objects.filter(pk__in=ids, stop_requested_at__isnull=True).update(
+            stop_requested_at=timezone.now(), last_error=_by("Stop requested", user)
+        )
+    transaction.on_commit(partial(_stop_in_rq, [str(job_id) for job_id in ids]), robust=True)
+    return ids
+
+
+def _stop_in_rq(job_ids: list[str]) -> None:
+    for job_id in job_ids:
+        try:
+            transport.stop(job_id)
+        except transport.TransportError:
+            logger.warning("Job %s: Redis unreachable; the stop applies at the handler's next progress report",
+                           job_id)
+            return
+
+
+def jobs_retry(*, job_ids: Collection[UUID], user=None) -> list[UUID]:
+    """Reopen the failed and cancelled jobs among `job_ids`, each with its kind's retry allowance again.
+
+    A job whose idempotency key another unfinished job now holds is left as it is.
+    """
+    moved: list[UUID] = []
+    triggered_by = user if getattr(user, "is_authenticated", False) else None
+    with transaction.atomic():
+        rows = _lock(job_ids, RETRYABLE, "id", "kind")
+        by_kind: dict[str, list[UUID]] = {}
+        for job_id, kind in rows:
+            by_kind.setdefault(kind, []).append(job_id)
+        for kind, ids in by_kind.items():
+            moved.extend(_reopen_all(ids, triggered_by, _attempts_allowed(kind)))
+    transaction.on_commit(partial(relay_module.relay, job_ids=moved, eager=True), robust=True)
+    return moved
+
+
+def _attempts_allowed(kind: str) -> int:
+    try:
+        return get_kind(kind).max_attempts
+    except ValidationError:
+        return 1
+
+
+def _reopen_all(ids: list[UUID], user, extra_attempts: int) -> list[UUID]:
+    try:
+        with transaction.atomic():
+            _reopen(ids, user, extra_attempts)
+        return ids
+    except IntegrityError:
+        pass
+    # Another unfinished job holds one of these idempotency keys: reopen the others one by one.
+    reopened = []
+    for job_id in ids:
+        try:
+            with transaction.atomic():
+                _reopen([job_id], user, extra_attempts)
+            reopened.append(job_id)
+        except IntegrityError:
+            continue
+    return reopened
+
+
+def _reopen(ids: list[UUID], user, extra_attempts: int) -> int:
+    return Job.objects.filter(pk__in=ids, status__in=RETRYABLE).transition(
         Status.PENDING,
-        max_attempts=job.attempts + extra_attempts,
+        max_attempts=F("attempts") + extra_attempts,
         next_trigger=Trigger.MANUAL,
-        next_triggered_by=user if getattr(user, "is_authenticated", False) else None,
+        next_triggered_by=user,
         finished_at=None,
         run_at=None,
         stop_requested_at=None,
@@ -278,7 +340,26 @@ def _reopen(job: Job, user, extra_attempts: int) -> int:
     )
 
 
+def jobs_delete(*, job_ids: Collection[UUID], finished_before: datetime | None = None) -> list[UUID]:
+    """Delete the records (with their attempts) of the finished jobs among `job_ids`."""
+    with transaction.atomic():
+        rows = Job.objects.filter(pk__in=list(job_ids), status__in=TERMINAL)
+        if finished_before is not None:
+            rows = rows.filter(finished_at__lt=finished_before)
+        ids = [row[0] for row in _lock_rows(rows, "id")]
+        Attempt.objects.filter(job_id__in=ids).delete()
+        Job.objects.filter(pk__in=ids).delete()
+    return ids
+
+
+def _lock(job_ids: Collection[UUID], statuses: Iterable[str], *fields: str) -> list[tuple]:
+    return _lock_rows(Job.objects.filter(pk__in=list(job_ids), status__in=list(statuses)), *fields)
+
+
+def _lock_rows(rows: QuerySet, *fields: str) -> list[tuple]:
+    return list(rows.select_for_update(of=("self",)).order_by("pk").values_list(*fields))
+
+
 def _by(action: str, user) -> str:
     name = getattr(user, "get_username", lambda: "")()
     return f"{action} by {name}" if name else action
-

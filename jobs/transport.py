@@ -21,6 +21,7 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
+from rq.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -223,3 +224,12 @@ def stop(job_id: str) -> bool:
 def acquire_lock(name: str, *, ttl: float) -> bool:
     """True if this process took the named lock; it expires by itself after `ttl` seconds."""
     return bool(get_connection().set(name, os.getpid(), nx=True, px=max(1, int(ttl * 1000))))
+
+
+def workers_by_queue() -> dict[str, int]:
+    """How many live RQ workers listen on each queue (a worker on several queues counts for each)."""
+    counts: dict[str, int] = defaultdict(int)
+    for worker in Worker.all(connection=get_connection()):
+        for name in worker.queue_names():
+            counts[name] += 1
+    return dict(counts)

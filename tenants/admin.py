@@ -1,54 +1,90 @@
 """Tenant admin and the tenant-scoped base class every ModelAdmin in the project uses."""
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from tenants.models import Membership, Tenant
-from tenants.selectors import tenant_list_for_user
+from tenants.models import Membership, Role, Tenant
+from tenants.selectors import tenant_list_for_user, tenant_list_with_role, user_has_role
 
 
 class TenantScopedAdmin(admin.ModelAdmin):
     """Staff see and pick only their tenants' rows; superusers see everything.
 
     `tenant_path` is the lookup from the model to its Tenant ("tenant", or "" for Tenant itself).
-    Rows without a tenant (system jobs) are visible to superusers only.
+    Rows without a tenant (system jobs) are visible to superusers only. `get_queryset` is the one
+    scoping hook: change, delete, history, actions and autocomplete all go through it. Members of any
+    role may view; writes need `change_role` in the row's tenant (superusers only when it is None).
     """
 
     tenant_path = "tenant"
+    change_role: str | None = None
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
+        return self.scope(super().get_queryset(request), request.user)
+
+    def scope(self, queryset: QuerySet, user, role: str = Role.VIEWER) -> QuerySet:
+        if user.is_superuser:
             return queryset
-        tenants = tenant_list_for_user(user=request.user)
         lookup = f"{self.tenant_path}__in" if self.tenant_path else "pk__in"
-        return queryset.filter(**{lookup: tenants})
+        return queryset.filter(**{lookup: tenant_list_with_role(user=user, role=role)})
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.related_model is Tenant and not request.user.is_superuser:
-            kwargs["queryset"] = tenant_list_for_user(user=request.user)
+            kwargs["queryset"] = tenant_list_with_role(user=request.user, role=self.change_role or Role.ADMIN)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def _is_member(self, request: HttpRequest) -> bool:
+    def tenant_of(self, obj) -> Tenant | None:
+        for part in filter(None, self.tenant_path.split("__")):
+            obj = getattr(obj, part)
+        return obj
+
+    def has_role(self, request: HttpRequest, role: str, obj=None) -> bool:
+        """Does the user hold `role` in `obj`'s tenant, or (without obj) in any tenant?"""
         user = request.user
-        return user.is_active and user.is_staff and (user.is_superuser or user.memberships.exists())
+        if not (user.is_active and user.is_staff):
+            return False
+        if obj is not None and self.tenant_of(obj) is None:
+            return user.is_superuser
+        return user_has_role(user=user, role=role, tenant=self.tenant_of(obj) if obj is not None else None)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return self._is_member(request)
+        return self.has_role(request, Role.VIEWER)
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return self._is_member(request)
+        return self.has_role(request, Role.VIEWER, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser
+        return request.user.is_superuser or (self.change_role is not None and self.has_role(request, self.change_role))
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.user.is_superuser
+        return request.user.is_superuser or (
+            self.change_role is not None and self.has_role(request, self.change_role, obj))
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.user.is_superuser
+        return self.has_change_permission(request, obj)
+
+
+class ScopedTenantFilter(admin.RelatedFieldListFilter):
+    """The tenant list filter: the user's tenants only, without a query over the filtered table."""
+
+    def field_choices(self, field, request, model_admin):
+        return [(tenant.pk, str(tenant)) for tenant in tenant_list_for_user(user=request.user).order_by("name")]
+
+    def has_output(self) -> bool:
+        return len(self.lookup_choices) + (1 if self.include_empty_choice else 0) > 1
+
+    @property
+    def include_empty_choice(self) -> bool:
+        # "No tenant" means system rows, which only superusers see.
+        return self.field.null and self._superuser
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        self._superuser = request.user.is_superuser
+        super().__init__(field, request, params, model, model_admin, field_path)
 
 
 class MembershipInline(admin.TabularInline):
@@ -66,10 +102,71 @@ class TenantAdmin(TenantScopedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_superuser
+
+
+class MemberForm(forms.ModelForm):
+    """Tenant admins name the user by username: they never get a list of every account."""
+
+    username = forms.CharField(max_length=150, help_text="The exact username of an existing staff account.")
+
+    class Meta:
+        model = Membership
+        fields = ["tenant", "role"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["username"].initial = self.instance.user.get_username()
+            self.fields["username"].disabled = True
+
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        if self.instance.pk:
+            return username
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise forms.ValidationError(f"No active account is called {username!r}.")
+        self.instance.user = user
+        return username
+
 
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):
+    change_role = Role.ADMIN
     list_display = ["user", "tenant", "role", "created_at"]
-    list_filter = ["role", ("tenant", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["role", ("tenant", ScopedTenantFilter)]
     search_fields = ["user__username", "tenant__name"]
-    autocomplete_fields = ["user"]
+    list_select_related = ["user", "tenant"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if not request.user.is_superuser:
+            kwargs["form"] = MemberForm
+            kwargs["fields"] = ["username", "tenant", "role"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_autocomplete_fields(self, request):
+        return ["user"] if request.user.is_superuser else []
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["tenant"] if obj is not None and not request.user.is_superuser else []
+
+    def save_model(self, request, obj, form, change) -> None:
+        from jobs.staff import membership_recorded
+
+        super().save_model(request, obj, form, change)
+        membership_recorded(user=request.user, membership=obj, change="change" if change else "add")
+
+    def delete_model(self, request, obj) -> None:
+        from jobs.staff import membership_recorded
+
+        membership_recorded(user=request.user, membership=obj, change="delete")
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for membership in queryset:
+            self.delete_model(request, membership)

@@ -5,7 +5,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from jobs import transport
+from jobs import relay, transport
 from tenants.models import Membership, Role, Tenant
 from tests.support import RedisServer
 
@@ -35,6 +35,7 @@ def point_rq_at(url: str, monkeypatch) -> None:
     monkeypatch.setattr(settings, "REDIS_URL", url)
     transport._queues.clear()
     monkeypatch.setattr("jobs.relay._redis_down_until", 0.0)
+    relay.forget_paused_cache()
 
 
 @pytest.fixture

@@ -1,0 +1,181 @@
+"""Tenant-scoped reads for the staff pages: queue overview, throughput, failure groups, a job's story.
+
+Every query here is bounded by an index: unfinished rows (few), failed or finished rows of the last
+24 hours (the status/updated_at index), failure fingerprints (a partial index). None counts the table.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from jobs import transport
+from jobs.models import UNFINISHED, AuditEvent, AuditEventJob, Job, QueueState, Status
+from tenants.selectors import tenant_list_for_user
+
+WAITING_FOR_WORKER = (Status.PENDING, Status.QUEUED)
+
+
+def job_list_for_user(*, user) -> QuerySet[Job]:
+    """Jobs a user may see: their tenants' (any role), and system jobs for superusers."""
+    if user.is_superuser:
+        return Job.objects.all()
+    return Job.objects.filter(tenant__in=tenant_list_for_user(user=user))
+
+
+@dataclass
+class QueueRow:
+    name: str
+    counts: dict[str, int] = field(default_factory=dict)
+    failed_hour: int = 0
+    failed_day: int = 0
+    oldest_waiting: datetime | None = None
+    workers: int | None = None
+    paused_at: datetime | None = None
+    tenants: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+
+    @property
+    def waiting(self) -> int:
+        return sum(self.counts.get(status, 0) for status in (Status.PENDING, Status.QUEUED))
+
+    @property
+    def oldest_waiting_age(self) -> timedelta | None:
+        return timezone.now() - self.oldest_waiting if self.oldest_waiting else None
+
+
+def queue_overview(*, user, now: datetime | None = None) -> list[QueueRow]:
+    """Per configured queue: unfinished jobs by status, recent failures, oldest waiting job, workers."""
+    now = now or timezone.now()
+    jobs = job_list_for_user(user=user)
+    rows = {name: QueueRow(name=name) for name in settings.RQ_QUEUES}
+    per_tenant: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    unfinished = jobs.filter(status__in=UNFINISHED).values_list("queue", "tenant__name", "status")
+    for queue, tenant, status, count in unfinished.annotate(n=Count("id")).order_by():
+        row = rows.get(queue) or rows.setdefault(queue, QueueRow(name=queue))
+        row.counts[status] = row.counts.get(status, 0) + count
+        per_tenant[queue][tenant or "(system)"][status] = count
+    failed = (jobs.filter(status=Status.FAILED, updated_at__gte=now - timedelta(hours=24)).values("queue")
+              .annotate(day=Count("id"), hour=Count("id", filter=Q(updated_at__gte=now - timedelta(hours=1))))
+              .order_by())
+    for entry in failed:
+        row = rows.get(entry["queue"]) or rows.setdefault(entry["queue"], QueueRow(name=entry["queue"]))
+        row.failed_day, row.failed_hour = entry["day"], entry["hour"]
+    oldest = (jobs.filter(status__in=WAITING_FOR_WORKER).values("queue").annotate(oldest=Min("created_at"))
+              .order_by())
+    for entry in oldest:
+        rows[entry["queue"]].oldest_waiting = entry["oldest"]
+    for state in QueueState.objects.filter(paused_at__isnull=False):
+        if state.name in rows:
+            rows[state.name].paused_at = state.paused_at
+    try:
+        workers = transport.workers_by_queue()
+    except transport.TransportError:
+        workers = None  # shown as "unknown": Redis is down, the database still answers
+    for row in rows.values():
+        row.workers = None if workers is None else workers.get(row.name, 0)
+        row.tenants = sorted((tenant, dict(counts)) for tenant, counts in per_tenant[row.name].items())
+    return list(rows.values())
+
+
+@dataclass
+class HourBucket:
+    hour: datetime
+    succeeded: int = 0
+    failed: int = 0
+
+
+def throughput_by_hour(*, user, hours: int = 24, now: datetime | None = None) -> list[HourBucket]:
+    """Jobs finished per hour (succeeded, failed) over the last `hours` hours, oldest first."""
+    now = now or timezone.now()
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    buckets = {start + timedelta(hours=i): HourBucket(hour=start + timedelta(hours=i)) for i in range(hours)}
+    finished = (job_list_for_user(user=user)
+                .filter(status__in=(Status.SUCCEEDED, Status.FAILED), updated_at__gte=start)
+                .annotate(hour=TruncHour("updated_at")).values_list("hour", "status").annotate(n=Count("id"))
+                .order_by())
+    for hour, status, count in finished:
+        bucket = buckets.get(hour)
+        if bucket is not None:
+            setattr(bucket, status, count)
+    return list(buckets.values())
+
+
+@dataclass
+class FailureGroup:
+    fingerprint: str
+    kind: str
+    error: str
+    failed: int
+    retrying: int
+    first_seen: datetime
+    last_seen: datetime
+    tenants: list[str] = field(default_factory=list)
+
+
+def failure_groups(*, user, limit: int = 100) -> list[FailureGroup]:
+    """Failed and retrying jobs grouped by fingerprint, most recently seen first."""
+    jobs = job_list_for_user(user=user).filter(status__in=(Status.FAILED, Status.RETRYING)).exclude(
+        error_fingerprint="")
+    grouped = (jobs.values("error_fingerprint")
+               .annotate(kind=Min("kind"), error=Max("last_error"),
+                         failed=Count("id", filter=Q(status=Status.FAILED)),
+                         retrying=Count("id", filter=Q(status=Status.RETRYING)),
+                         first_seen=Min("updated_at"), last_seen=Max("updated_at"))
+               .order_by("-last_seen")[:limit])
+    groups = [FailureGroup(fingerprint=g.pop("error_fingerprint"), **g) for g in grouped]
+    tenants: dict[str, list[str]] = defaultdict(list)
+    pairs = (jobs.filter(error_fingerprint__in=[g.fingerprint for g in groups])
+             .values_list("error_fingerprint", "tenant__name").distinct().order_by("tenant__name"))
+    for fingerprint, tenant in pairs:
+        tenants[fingerprint].append(tenant or "(system)")
+    for group in groups:
+        group.tenants = tenants[group.fingerprint]
+    return groups
+
+
+@dataclass
+class TimelineEntry:
+    at: datetime
+    what: str
+    detail: str = ""
+    event: AuditEvent | None = None
+
+
+def job_timeline(*, job: Job) -> list[TimelineEntry]:
+    """A job's story in order: created, handed over, each attempt, staff actions, the end."""
+    entries = [TimelineEntry(job.created_at, "created", f"from {job.get_source_display().lower()}"
+                             + (f" by {job.enqueued_by}" if job.enqueued_by_id else ""))]
+    for attempt in job.attempt_set.all():
+        who = f" by {attempt.triggered_by}" if attempt.triggered_by_id else ""
+        entries.append(TimelineEntry(attempt.started_at, f"attempt {attempt.number} started",
+                                     f"{attempt.get_trigger_display().lower()}{who} on {attempt.worker_name}"))
+        if attempt.ended_at:
+            detail = f"{attempt.error_type}: {attempt.error_message}" if attempt.error_type else ""
+            entries.append(TimelineEntry(attempt.ended_at, f"attempt {attempt.number} {attempt.get_outcome_display()
+                                                                                       .lower()}", detail[:300]))
+    for event in audit_events_for_job(job=job):
+        entries.append(TimelineEntry(event.created_at, f"{event.get_action_display().lower()} by {event.actor_name}",
+                                     event.reason, event=event))
+    if job.status == Status.RETRYING and job.run_at:
+        entries.append(TimelineEntry(job.run_at, "next attempt due"))
+    elif job.is_finished and job.finished_at:
+        entries.append(TimelineEntry(job.finished_at, job.get_status_display().lower(), job.last_error[:300]))
+    return sorted(entries, key=lambda entry: entry.at)
+
+
+def audit_events_for_job(*, job: Job) -> QuerySet[AuditEvent]:
+    """Staff actions that touched this job (the caller has already checked the user may see the job)."""
+    touched = AuditEventJob.objects.filter(job_id=job.pk).values("event_id")
+    return AuditEvent.objects.filter(pk__in=touched).order_by("created_at")
+
+
+def audit_list_for_user(*, user) -> QuerySet[AuditEvent]:
+    """Audit events a user may see: their tenants' and their own; superusers see all."""
+    if user.is_superuser:
+        return AuditEvent.objects.all()
+    return AuditEvent.objects.filter(Q(tenant__in=tenant_list_for_user(user=user)) | Q(actor=user))

@@ -1,0 +1,208 @@
+"""Staff actions on jobs and queues, each checked against the actor's role and recorded as an AuditEvent.
+
+A selection is any queryset of jobs (a hand-picked list or a whole filtered changelist). It is worked
+through in chunks of `CHUNK` rows, newest first, one short transaction per chunk, so no request or
+transaction ever holds thousands of rows. Selections over `settings.JOBS_ADMIN_BULK_THRESHOLD` jobs run
+as a tracked background job (`jobs.staff_action`) with its own progress.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from jobs import relay, services
+from jobs.models import (
+    TERMINAL, WAITING, AuditAction, AuditEvent, AuditEventJob, AuditState, Job, QueueState, Source, Status,
+)
+from tenants.models import Role, Tenant
+from tenants.selectors import tenant_list_with_role
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 500
+STAFF_ACTION_KIND = "jobs.staff_action"
+
+
+@dataclass(frozen=True)
+class JobAction:
+    name: str
+    role: str
+    applies_to: tuple[str, ...]
+    apply: Callable[..., list[UUID]]  # (job_ids, user, finished_before) -> ids acted on
+
+    @property
+    def label(self) -> str:
+        return AuditAction(self.name).label
+
+
+JOB_ACTIONS: dict[str, JobAction] = {
+    action.name: action for action in [
+        JobAction(AuditAction.RETRY, Role.OPERATOR, services.RETRYABLE,
+                  lambda ids, user, before: services.jobs_retry(job_ids=ids, user=user)),
+        JobAction(AuditAction.CANCEL, Role.OPERATOR, WAITING,
+                  lambda ids, user, before: services.jobs_cancel(job_ids=ids, user=user)),
+        JobAction(AuditAction.STOP, Role.OPERATOR, (Status.RUNNING,),
+                  lambda ids, user, before: services.jobs_stop(job_ids=ids, user=user)),
+        JobAction(AuditAction.DELETE, Role.ADMIN, TERMINAL,
+                  lambda ids, user, before: services.jobs_delete(job_ids=ids)),
+        JobAction(AuditAction.CLEAN, Role.ADMIN, TERMINAL,
+                  lambda ids, user, before: services.jobs_delete(job_ids=ids, finished_before=before)),
+    ]
+}
+
+
+def audit_event_record(*, user, action: str, tenant: Tenant | None = None, target: str = "", reason: str = "",
+                       state: str = AuditState.DONE, outcome: str = "", **fields) -> AuditEvent:
+    """Store one staff action as it happened."""
+    return AuditEvent.objects.create(
+        actor=user, actor_name=user.get_username(), action=action, tenant=tenant, target=target[:255],
+        reason=reason, state=state, outcome=outcome,
+        finished_at=None if state == AuditState.RUNNING else timezone.now(), **fields,
+    )
+
+
+def staff_jobs_act(*, action: str, user, jobs: QuerySet[Job], reason: str = "", selection: str = "",
+                   days: int | None = None, event: AuditEvent | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> AuditEvent:
+    """Apply a job action to a selection now, as far as the actor's role allows, and record it.
+
+    Jobs in tenants where the actor's role is too low are counted as refused; jobs not in a state the
+    action applies to are counted as skipped. `days` is the age (since finishing) for `clean`.
+    """
+    spec = JOB_ACTIONS[action]
+    if event is None:
+        event = audit_event_record(user=user, action=action, reason=reason, selection=selection,
+                                   state=AuditState.RUNNING, target=_target(spec, days))
+    before = timezone.now() - timedelta(days=days) if action == AuditAction.CLEAN else None
+    permitted = _permitted_tenants(user, spec.role)
+    # Jobs touched by an earlier run of the same event (a retried background action) are not redone.
+    remaining = jobs.filter(created_at__lte=event.created_at).exclude(pk__in=event.touched.values("job_id"))
+    total = event.requested or 0
+    tenants_seen: set[int | None] = set()
+    seen = 0
+    last: UUID | None = None
+    while True:
+        chunk = remaining.order_by("-pk")
+        if last is not None:
+            chunk = chunk.filter(pk__lt=last)
+        rows = list(chunk.values_list("id", "tenant_id")[:CHUNK])
+        if not rows:
+            break
+        last = rows[-1][0]
+        allowed = [job_id for job_id, tenant_id in rows if permitted is None or tenant_id in permitted]
+        tenants_seen.update(tenant_id for _, tenant_id in rows)
+        acted = spec.apply(allowed, user, before)
+        AuditEventJob.objects.bulk_create([AuditEventJob(event=event, job_id=job_id) for job_id in acted],
+                                          ignore_conflicts=True)
+        event.done += len(acted)
+        event.skipped += len(allowed) - len(acted)
+        event.refused += len(rows) - len(allowed)
+        seen += len(rows)
+        if progress is not None:
+            progress(seen, max(total, seen))
+    return _settle(event, spec, tenants_seen, requested=max(total, seen))
+
+
+def staff_jobs_act_later(*, action: str, user, selection: str, requested: int, reason: str = "",
+                         days: int | None = None, tenant: Tenant | None = None) -> AuditEvent:
+    """Record a large action now and run it as a tracked background job that reports its progress.
+
+    `selection` is the admin changelist's query string; the job re-applies it as the actor, limited
+    to the jobs that existed when the action was confirmed.
+    """
+    spec = JOB_ACTIONS[action]
+    with transaction.atomic():
+        event = audit_event_record(user=user, action=action, reason=reason, selection=selection,
+                                   requested=requested, tenant=tenant, state=AuditState.RUNNING,
+                                   target=_target(spec, days))
+        event.background_job = services.job_enqueue(
+            kind=STAFF_ACTION_KIND, tenant=tenant, payload={"event": event.pk, "days": days}, user=user,
+            source=Source.ADMIN,
+        )
+        event.save(update_fields=["background_job"])
+    return event
+
+
+def staff_queue_pause(*, name: str, user, reason: str = "") -> AuditEvent:
+    """Pause a queue: its waiting jobs stay in the database (queued ones are taken back), running ones finish."""
+    _check_queue(name)
+    QueueState.objects.update_or_create(name=name, defaults={"paused_at": timezone.now(), "paused_by": user})
+    relay.forget_paused_cache()
+    held = relay.hold_paused()
+    return audit_event_record(user=user, action=AuditAction.PAUSE_QUEUE, target=f"queue {name}", reason=reason,
+                              outcome=f"{held} queued job(s) taken back from Redis.", done=held, requested=held)
+
+
+def staff_queue_resume(*, name: str, user, reason: str = "") -> AuditEvent:
+    """Resume a paused queue; its waiting jobs are handed to workers right away."""
+    _check_queue(name)
+    QueueState.objects.filter(name=name).update(paused_at=None, paused_by=None)
+    relay.forget_paused_cache()
+    transaction.on_commit(relay.relay, robust=True)
+    return audit_event_record(user=user, action=AuditAction.RESUME_QUEUE, target=f"queue {name}", reason=reason)
+
+
+def _check_queue(name: str) -> None:
+    if name not in settings.RQ_QUEUES:
+        raise ValueError(f"Unknown queue {name!r}; configured queues: {', '.join(settings.RQ_QUEUES)}")
+
+
+def _permitted_tenants(user, role: str) -> Collection[int | None] | None:
+    """Tenant ids where `user` may act (None: everywhere, system jobs included)."""
+    if user.is_superuser:
+        return None
+    if not user.is_active:
+        return frozenset()
+    return frozenset(tenant_list_with_role(user=user, role=role).values_list("pk", flat=True))
+
+
+def _target(spec: JobAction, days: int | None) -> str:
+    if spec.name == AuditAction.CLEAN:
+        return f"finished more than {days} day(s) ago"
+    return f"jobs that are {', '.join(spec.applies_to)}"
+
+
+def _settle(event: AuditEvent, spec: JobAction, tenants_seen: set[int | None], *, requested: int) -> AuditEvent:
+    event.requested = requested
+    if event.tenant_id is None and len(tenants_seen) == 1:
+        event.tenant_id = next(iter(tenants_seen))
+    if event.done == requested:
+        event.state = AuditState.DONE
+    elif event.done:
+        event.state = AuditState.PARTIAL
+    else:
+        event.state = AuditState.REFUSED if event.refused else AuditState.DONE
+    parts = [f"{spec.label}: {event.done} of {requested} job(s) done"]
+    if event.skipped:
+        parts.append(f"{event.skipped} skipped (not {' or '.join(spec.applies_to)})")
+    if event.refused:
+        parts.append(f"{event.refused} refused (your role in their tenant does not allow {spec.label.lower()})")
+    event.outcome = "; ".join(parts) + "."
+    event.finished_at = timezone.now()
+    event.save()
+    return event
+
+
+def staff_action_failed(*, event: AuditEvent, error: str, final: bool) -> None:
+    """A background action's attempt failed; unless it was the last, the next attempt carries on."""
+    if final:
+        AuditEvent.objects.filter(pk=event.pk).update(state=AuditState.FAILED, outcome=error[:2000],
+                                                       finished_at=timezone.now())
+    else:
+        AuditEvent.objects.filter(pk=event.pk).update(outcome=f"{error[:1900]} (will try again)")
+
+
+def membership_recorded(*, user, membership, change: str) -> AuditEvent:
+    """Record a membership added, changed or removed through the admin."""
+    action = {"add": AuditAction.MEMBERSHIP_ADD, "change": AuditAction.MEMBERSHIP_CHANGE,
+              "delete": AuditAction.MEMBERSHIP_DELETE}[change]
+    return audit_event_record(user=user, action=action, tenant=membership.tenant,
+                              target=f"{membership.user.get_username()} as {membership.get_role_display()}")
