@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from functools import wraps
+from hmac import compare_digest
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
 from django.urls import include, path
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
@@ -21,15 +24,37 @@ def superuser_only(view):
     return wrapper
 
 
-def _superuser_api_urlpatterns():
-    # stats.json and metrics would also accept any staff session; wrap them like the rest.
-    patterns = get_api_urlpatterns()
+def bearer_or_superuser(view):
+    """stats.json and metrics: a superuser's session, or `Authorization: Bearer <RQ_API_TOKEN>`.
+
+    django-rq alone would also accept any staff session, or the token inside the URL (where it ends
+    up in access logs and browser history); neither is accepted here.
+    """
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if settings.RQ_API_TOKEN and token and compare_digest(token, settings.RQ_API_TOKEN):
+            return view(request)
+        if request.user.is_authenticated and request.user.is_superuser:
+            return view(request)
+        if request.user.is_authenticated:
+            raise PermissionDenied
+        return JsonResponse({"error": "unauthorized", "message": "Send Authorization: Bearer <RQ_API_TOKEN>."},
+                            status=401, headers={"WWW-Authenticate": "Bearer"})
+
+    return wrapper
+
+
+def _api_urlpatterns():
+    patterns = [pattern for pattern in get_api_urlpatterns() if "token" not in pattern.pattern.regex.groupindex]
     for pattern in patterns:
-        pattern.callback = superuser_only(pattern.callback)
+        pattern.callback = bearer_or_superuser(pattern.callback)
     return patterns
 
 
-rq_dashboard = _superuser_api_urlpatterns() + get_admin_urlpatterns(view_wrapper=superuser_only)
+rq_dashboard = _api_urlpatterns() + get_admin_urlpatterns(view_wrapper=superuser_only)
 
 urlpatterns = [
     path("admin/rq/", include((rq_dashboard, "django_rq"))),

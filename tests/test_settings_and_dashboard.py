@@ -57,3 +57,16 @@ def test_redis_urls_get_timeouts_unless_they_set_their_own():
     url = with_redis_timeouts("redis://h:6379/2?socket_timeout=9")
     assert url.startswith("redis://h:6379/2?")
     assert "socket_timeout=9" in url and "socket_connect_timeout=2" in url
+
+
+@pytest.mark.django_db
+def test_it_serves_rq_stats_json_for_a_bearer_token_but_never_a_token_in_the_url(client, settings, alice):
+    settings.RQ_API_TOKEN = "s3cret-token-value"
+    assert client.get("/admin/rq/stats.json").status_code == 401
+    assert client.get("/admin/rq/stats.json", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    response = client.get("/admin/rq/stats.json", HTTP_AUTHORIZATION="Bearer s3cret-token-value")
+    assert response.status_code == 200 and "queues" in response.json()
+    in_url = client.get("/admin/rq/stats.json/s3cret-token-value/")
+    assert in_url.status_code in (302, 404) and b"queues" not in in_url.content
+    client.force_login(alice)  # staff, not superuser: django-rq alone would let her in
+    assert client.get("/admin/rq/stats.json").status_code == 403
