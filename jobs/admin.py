@@ -484,8 +484,8 @@ class JobAdmin(TenantScopedAdmin):
 
 
 def _message_level(event: AuditEvent) -> int:
-    if event.state == AuditState.DONE and not event.skipped:
-        return messages.SUCCESS
+    if event.state == AuditState.DONE:
+        return messages.SUCCESS if event.done else messages.WARNING
     return messages.WARNING if event.done else messages.ERROR
 
 

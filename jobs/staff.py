@@ -174,12 +174,13 @@ def _settle(event: AuditEvent, spec: JobAction, tenants_seen: set[int | None], *
     event.requested = requested
     if event.tenant_id is None and len(tenants_seen) == 1:
         event.tenant_id = next(iter(tenants_seen))
-    if event.done == requested:
-        event.state = AuditState.DONE
-    elif event.done:
+    # Skipped jobs are expected (a retry of a mixed selection); only refusals make an action partial.
+    if event.refused and not event.done:
+        event.state = AuditState.REFUSED
+    elif event.refused:
         event.state = AuditState.PARTIAL
     else:
-        event.state = AuditState.REFUSED if event.refused else AuditState.DONE
+        event.state = AuditState.DONE
     parts = [f"{spec.label}: {event.done} of {requested} job(s) done"]
     if event.skipped:
         parts.append(f"{event.skipped} skipped (not {' or '.join(spec.applies_to)})")
