@@ -19,6 +19,7 @@ LOGINS = [
     ("admin", "admin-demo", True, None, None),
     ("alice", "alice-demo", False, "acme", Role.ADMIN),
     ("bob", "bob-demo", False, "globex", Role.OPERATOR),
+    ("victor", "victor-demo", False, "acme", Role.VIEWER),
 ]
 TENANTS = [("acme", "Acme Corp"), ("globex", "Globex Inc")]
 
@@ -37,7 +38,7 @@ class Command(BaseCommand):
             if not Job.objects.filter(tenant__in=tenants.values()).exists():
                 self._jobs(tenants)
         lines = ["logins (development only):"] + [
-            f"  {u:<6} / {p:<11} {'superuser' if s else f'staff, {r} of {t}'}" for u, p, s, t, r in LOGINS
+            f"  {u:<6} / {p:<12} {'superuser' if s else f'staff, {r} of {t}'}" for u, p, s, t, r in LOGINS
         ]
         text = "\n".join(lines) + "\n"
         (Path(settings.BASE_DIR) / ".run").mkdir(exist_ok=True)
@@ -62,6 +63,7 @@ class Command(BaseCommand):
         enqueue("diagnostics.ping", tenant=acme, payload={"fail_times": 1}, source=Source.CLI)
         enqueue("diagnostics.ping", tenant=acme, payload={"fail_times": 5}, source=Source.CLI)
         enqueue("diagnostics.ping", tenant=globex, payload={"seconds": 45, "steps": 45}, source=Source.CLI)
+        enqueue("diagnostics.ping", tenant=acme, payload={"seconds": 60, "steps": 60}, source=Source.CLI)
         enqueue("diagnostics.ping", tenant=acme, payload={}, run_at=timezone.now() + timedelta(hours=1),
                 source=Source.CLI)
         doomed = enqueue("diagnostics.ping", tenant=globex, payload={},
