@@ -17,9 +17,8 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.template.response import TemplateResponse
-from django.test import RequestFactory
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
@@ -132,7 +131,10 @@ def job_changelist_queryset(*, user, selection: str) -> QuerySet[Job]:
     A large action replays its selection with this in a worker, so it acts on exactly what the staff
     member confirmed, under their current permissions.
     """
-    request = RequestFactory().get("/admin/jobs/job/", data=None, QUERY_STRING=selection)
+    request = HttpRequest()
+    request.method = "GET"
+    request.path = request.path_info = reverse("admin:jobs_job_changelist")
+    request.GET = QueryDict(selection)
     request.user = user
     model_admin = admin.site._registry[Job]
     changelist = model_admin.get_changelist_instance(request)
