@@ -109,6 +109,11 @@ class TenantAdmin(TenantScopedAdmin):
         return request.user.is_superuser
 
 
+def is_last_admin(membership: Membership) -> bool:
+    others = Membership.objects.filter(tenant_id=membership.tenant_id, role=Role.ADMIN).exclude(pk=membership.pk)
+    return membership.role == Role.ADMIN and not others.exists()
+
+
 class MemberForm(forms.ModelForm):
     """Tenant admins name the user by username: they never get a list of every account."""
 
@@ -123,6 +128,12 @@ class MemberForm(forms.ModelForm):
         if self.instance.pk:
             self.fields["username"].initial = self.instance.user.get_username()
             self.fields["username"].disabled = True
+
+    def clean_role(self):
+        role = self.cleaned_data["role"]
+        if self.instance.pk and role != Role.ADMIN and is_last_admin(Membership.objects.get(pk=self.instance.pk)):
+            raise forms.ValidationError("This is the tenant's last admin; make someone else admin first.")
+        return role
 
     def clean_username(self):
         username = self.cleaned_data["username"]
@@ -151,6 +162,12 @@ class MembershipAdmin(TenantScopedAdmin):
 
     def get_autocomplete_fields(self, request):
         return ["user"] if request.user.is_superuser else []
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Tenant admins cannot lock their tenant out of managing itself.
+        if obj is not None and not request.user.is_superuser and is_last_admin(obj):
+            return False
+        return super().has_delete_permission(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
         return ["tenant"] if obj is not None and not request.user.is_superuser else []
