@@ -155,8 +155,10 @@ class Job(models.Model):
 
     result = models.JSONField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    # db_default: during a rolling deploy, processes still on the previous release insert rows
+    # without this column.
     error_fingerprint = models.CharField(
-        max_length=16, blank=True, default="",
+        max_length=16, blank=True, default="", db_default="",
         help_text="Groups failures alike (kind, exception type, message without ids and numbers).",
     )
 

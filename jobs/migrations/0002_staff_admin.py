@@ -60,7 +60,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='job',
             name='error_fingerprint',
-            field=models.CharField(blank=True, default='', help_text='Groups failures alike (kind, exception type, message without ids and numbers).', max_length=16),
+            field=models.CharField(blank=True, db_default='', default='', help_text='Groups failures alike (kind, exception type, message without ids and numbers).', max_length=16),
         ),
         migrations.AddIndex(
             model_name='job',
