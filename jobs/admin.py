@@ -67,7 +67,12 @@ class BoundedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list[: self.limit + 1].count()
+        # Any limit + 1 matching rows will do, so the list's ORDER BY goes: with it the database has to
+        # find every match and sort it (or walk the primary key past all the misses) before it stops.
+        rows = self.object_list
+        if hasattr(rows, "order_by"):
+            rows = rows.order_by()
+        return rows[: self.limit + 1].count()
 
     @property
     def capped(self) -> bool:

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from jobs import transport
 from jobs.models import UNFINISHED, AuditEvent, AuditEventJob, Job, QueueState, Status
-from tenants.selectors import tenant_list_for_user
+from tenants.models import Role
+from tenants.selectors import tenant_ids_with_role, tenant_list_for_user
 
 WAITING_FOR_WORKER = (Status.PENDING, Status.QUEUED)
 
@@ -25,7 +26,7 @@ def job_list_for_user(*, user) -> QuerySet[Job]:
     """Jobs a user may see: their tenants' (any role), and system jobs for superusers."""
     if user.is_superuser:
         return Job.objects.all()
-    return Job.objects.filter(tenant__in=tenant_list_for_user(user=user))
+    return Job.objects.filter(tenant_id__in=tenant_ids_with_role(user=user, role=Role.VIEWER))
 
 
 @dataclass
@@ -150,7 +151,7 @@ def job_timeline(*, job: Job) -> list[TimelineEntry]:
     """A job's story in order: created, handed over, each attempt, staff actions, the end."""
     entries = [TimelineEntry(job.created_at, "created", f"from {job.get_source_display().lower()}"
                              + (f" by {job.enqueued_by}" if job.enqueued_by_id else ""))]
-    for attempt in job.attempt_set.all():
+    for attempt in job.attempt_set.select_related("triggered_by").order_by("number"):
         who = f" by {attempt.triggered_by}" if attempt.triggered_by_id else ""
         entries.append(TimelineEntry(attempt.started_at, f"attempt {attempt.number} started",
                                      f"{attempt.get_trigger_display().lower()}{who} on {attempt.worker_name}"))

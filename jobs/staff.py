@@ -23,7 +23,7 @@ from jobs.models import (
     TERMINAL, WAITING, AuditAction, AuditEvent, AuditEventJob, AuditState, Job, QueueState, Source, Status,
 )
 from tenants.models import Role, Tenant
-from tenants.selectors import tenant_list_with_role
+from tenants.selectors import tenant_ids_with_role
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def _permitted_tenants(user, role: str) -> Collection[int | None] | None:
         return None
     if not user.is_active:
         return frozenset()
-    return frozenset(tenant_list_with_role(user=user, role=role).values_list("pk", flat=True))
+    return frozenset(tenant_ids_with_role(user=user, role=role))
 
 
 def _target(spec: JobAction, days: int | None) -> str:

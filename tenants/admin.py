@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from tenants.models import Membership, Role, Tenant
-from tenants.selectors import tenant_list_for_user, tenant_list_with_role, user_has_role
+from tenants.selectors import tenant_ids_with_role, tenant_list_for_user, tenant_list_with_role, user_has_role
 
 
 class TenantScopedAdmin(admin.ModelAdmin):
@@ -30,7 +30,8 @@ class TenantScopedAdmin(admin.ModelAdmin):
         if user.is_superuser:
             return queryset
         lookup = f"{self.tenant_path}__in" if self.tenant_path else "pk__in"
-        return queryset.filter(**{lookup: tenant_list_with_role(user=user, role=role)})
+        # Tenant ids, not a subquery: see tenant_ids_with_role.
+        return queryset.filter(**{lookup: tenant_ids_with_role(user=user, role=role)})
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.related_model is Tenant and not request.user.is_superuser:

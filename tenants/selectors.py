@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from tenants.models import ROLE_RANK, Role, Tenant
+from tenants.models import ROLE_RANK, Membership, Role, Tenant
 
 
 def tenant_list_for_user(*, user) -> QuerySet[Tenant]:
@@ -15,10 +15,31 @@ def tenant_list_with_role(*, user, role: str) -> QuerySet[Tenant]:
     """The tenants where `user` holds `role` or a higher one (superusers: every tenant)."""
     if getattr(user, "is_superuser", False):
         return Tenant.objects.all()
+    return Tenant.objects.filter(pk__in=tenant_ids_with_role(user=user, role=role))
+
+
+def tenant_ids_with_role(*, user, role: str) -> list[int]:
+    """Ids of the tenants where `user` holds `role` or higher (not for superusers, who hold every role).
+
+    Ids rather than a subquery: with `tenant_id IN (7)` PostgreSQL plans for tenant 7 (its row
+    counts, the (tenant, status, id) index); with `tenant_id IN (SELECT ...)` it plans for an average
+    tenant, and for a small one walks the primary key through most of the table to fill one page.
+    """
+    wanted = ROLE_RANK[role]
+    return sorted(tenant_id for tenant_id, rank in _ranks(user).items() if rank >= wanted)
+
+
+def _ranks(user) -> dict[int, int]:
+    # Read once per user object, which Django loads afresh for every request: an admin page asks
+    # "may this user ...?" dozens of times and each answer would otherwise be a query.
     if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return Tenant.objects.none()
-    roles = [name for name, rank in ROLE_RANK.items() if rank >= ROLE_RANK[role]]
-    return Tenant.objects.filter(memberships__user=user, memberships__role__in=roles).distinct()
+        return {}
+    ranks = getattr(user, "_tenant_ranks", None)
+    if ranks is None:
+        ranks = {tenant_id: ROLE_RANK[role]
+                 for tenant_id, role in Membership.objects.filter(user=user).values_list("tenant_id", "role")}
+        user._tenant_ranks = ranks
+    return ranks
 
 
 def user_has_role(*, user, role: str, tenant: Tenant | None = None) -> bool:
@@ -28,7 +49,5 @@ def user_has_role(*, user, role: str, tenant: Tenant | None = None) -> bool:
     """
     if getattr(user, "is_superuser", False):
         return True
-    tenants = tenant_list_with_role(user=user, role=role)
-    if tenant is not None:
-        tenants = tenants.filter(pk=tenant.pk)
-    return tenants.exists()
+    ids = tenant_ids_with_role(user=user, role=role)
+    return tenant.pk in ids if tenant is not None else bool(ids)
