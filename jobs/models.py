@@ -185,8 +185,9 @@ class Job(models.Model):
             models.Index(fields=["status", "updated_at"], name="job_status_updated"),
             models.Index(fields=["kind"], name="job_kind"),
             models.Index(short_id_expression(), name="job_short_id"),
+            # Failure triage groups from this index alone; only failed and retrying rows are in it.
             models.Index(fields=["error_fingerprint", "updated_at"], name="job_failure_fingerprint",
-                         condition=Q(status__in=("failed", "retrying"))),
+                         include=["status", "kind", "tenant"], condition=Q(status__in=("failed", "retrying"))),
             # Only the rows the relay waits on: small, so cheap to keep up to date.
             models.Index(fields=["run_at"], name="job_due_run_at",
                          condition=Q(status__in=("scheduled", "retrying"))),

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from jobs import transport
 from jobs.models import UNFINISHED, AuditEvent, AuditEventJob, Job, QueueState, Status
-from tenants.models import Role
+from tenants.models import Role, Tenant
 from tenants.selectors import tenant_ids_with_role, tenant_list_for_user
 
 WAITING_FOR_WORKER = (Status.PENDING, Status.QUEUED)
@@ -119,23 +119,36 @@ class FailureGroup:
 
 
 def failure_groups(*, user, limit: int = 100) -> list[FailureGroup]:
-    """Failed and retrying jobs grouped by fingerprint, most recently seen first."""
+    """Failed and retrying jobs grouped by fingerprint, most recently seen first.
+
+    The grouping reads only the job_failure_fingerprint index (its INCLUDE columns), not the rows;
+    each group's message comes from its latest row, one index lookup per group.
+    """
     jobs = job_list_for_user(user=user).filter(status__in=(Status.FAILED, Status.RETRYING)).exclude(
         error_fingerprint="")
     grouped = (jobs.values("error_fingerprint")
-               .annotate(kind=Min("kind"), error=Max("last_error"),
-                         failed=Count("id", filter=Q(status=Status.FAILED)),
-                         retrying=Count("id", filter=Q(status=Status.RETRYING)),
+               .annotate(kind=Min("kind"),
+                         failed=Count("status", filter=Q(status=Status.FAILED)),
+                         retrying=Count("status", filter=Q(status=Status.RETRYING)),
                          first_seen=Min("updated_at"), last_seen=Max("updated_at"))
                .order_by("-last_seen")[:limit])
-    groups = [FailureGroup(fingerprint=g.pop("error_fingerprint"), **g) for g in grouped]
-    tenants: dict[str, list[str]] = defaultdict(list)
-    pairs = (jobs.filter(error_fingerprint__in=[g.fingerprint for g in groups])
-             .values_list("error_fingerprint", "tenant__name").distinct().order_by("tenant__name"))
-    for fingerprint, tenant in pairs:
-        tenants[fingerprint].append(tenant or "(system)")
+    groups = [FailureGroup(fingerprint=g.pop("error_fingerprint"), error="", **g) for g in grouped]
+    if not groups:
+        return groups
+    latest = Q()
     for group in groups:
-        group.tenants = tenants[group.fingerprint]
+        latest |= Q(error_fingerprint=group.fingerprint, updated_at=group.last_seen)
+    errors = dict(jobs.filter(latest).values_list("error_fingerprint", "last_error"))
+    tenant_ids: dict[str, list[int | None]] = defaultdict(list)
+    pairs = jobs.filter(error_fingerprint__in=[g.fingerprint for g in groups]).values_list(
+        "error_fingerprint", "tenant_id").distinct().order_by()
+    for fingerprint, tenant_id in pairs:
+        tenant_ids[fingerprint].append(tenant_id)
+    names = dict(Tenant.objects.filter(pk__in={t for ids in tenant_ids.values() for t in ids if t})
+                 .values_list("pk", "name"))
+    for group in groups:
+        group.error = errors.get(group.fingerprint, "")
+        group.tenants = sorted(names.get(t, "(system)") if t else "(system)" for t in tenant_ids[group.fingerprint])
     return groups
 
 

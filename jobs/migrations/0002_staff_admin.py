@@ -72,7 +72,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='job',
-            index=models.Index(condition=models.Q(('status__in', ('failed', 'retrying'))), fields=['error_fingerprint', 'updated_at'], name='job_failure_fingerprint'),
+            index=models.Index(condition=models.Q(('status__in', ('failed', 'retrying'))), fields=['error_fingerprint', 'updated_at'], include=('status', 'kind', 'tenant'), name='job_failure_fingerprint'),
         ),
         migrations.AddField(
             model_name='auditevent',
