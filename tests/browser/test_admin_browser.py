@@ -1,0 +1,111 @@
+"""The staff admin in a real browser: Debian's chromium driven by Playwright, a live server, a real worker.
+
+Screenshots land in tests/artifacts/screenshots/ for a person to look at.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from playwright.sync_api import sync_playwright
+
+from jobs import enqueue
+from jobs.models import Job, Status
+from tenants.models import Membership, Role
+from tests.support import FAST_ENGINE_ENV, Process, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+
+
+@pytest.fixture
+def browser_page(live_server, monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes between
+    # browser steps are still plain synchronous calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: ./run test installs it"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.set_default_timeout(20_000)
+        yield page
+        browser.close()
+
+
+@pytest.fixture
+def worker(private_redis):
+    process = Process("rqworker", "high", "default", redis_url=private_redis.url, env=FAST_ENGINE_ENV)
+    yield process
+    process.terminate()
+
+
+def shoot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def progress_of(page, job: Job) -> int:
+    return int(page.locator(f'.job-progress[data-live-job="{job.pk}"] progress').first.get_attribute("value"))
+
+
+def test_it_shows_an_operator_their_tenants_live_jobs_and_audits_a_retry(
+        browser_page, live_server, worker, acme, globex):
+    page = browser_page
+    olga = get_user_model().objects.create_user("olga", password="olga-pw-1", is_staff=True)
+    Membership.objects.create(user=olga, tenant=acme, role=Role.OPERATOR)
+    theirs = enqueue("diagnostics.ping", tenant=globex, payload={})
+    long_running = enqueue("diagnostics.ping", tenant=acme, payload={"seconds": 10, "steps": 10})
+    failing = enqueue("diagnostics.ping", tenant=acme, payload={"fail_times": 3})
+
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/jobs/job/")
+    page.fill("#id_username", "olga")
+    page.fill("#id_password", "olga-pw-1")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/jobs/job/")
+    listing = page.locator("#result_list").inner_text()
+    assert long_running.short_id in listing and failing.short_id in listing
+    assert theirs.short_id not in listing and "Globex" not in page.content()
+
+    # The bar moves while the page stays put: a marker set now survives, so nothing reloaded it.
+    page.evaluate("window.__stayedPut = true")
+    page.wait_for_function(
+        f"""() => {{ const bar = document.querySelector('.job-progress[data-live-job="{long_running.pk}"] progress');
+                    return bar && Number(bar.value) > 0; }}""", timeout=30_000)
+    first = progress_of(page, long_running)
+    page.wait_for_function(
+        f"""() => Number(document.querySelector('.job-progress[data-live-job="{long_running.pk}"] progress').value)
+                  > {first}""", timeout=30_000)
+    assert progress_of(page, long_running) > first
+    assert page.evaluate("window.__stayedPut") is True
+    assert page.locator(f'.job-status[data-live-job="{long_running.pk}"]').first.get_attribute(
+        "data-status") == "running"
+    shoot(page, "changelist")
+
+    wait_for(lambda: Job.objects.get(pk=failing.pk).status == Status.FAILED, timeout=60, what="the job to fail")
+    page.goto(f"{live_server.url}/admin/jobs/job/{failing.pk}/change/")
+    assert page.locator("tr.attempt").count() == 3
+    page.click("button[data-job-action=retry]")
+    page.wait_for_url(f"**/admin/jobs/job/{failing.pk}/change/")
+    assert "Retry: 1 of 1 job(s) done" in page.locator("ul.messagelist").inner_text()
+    wait_for(lambda: Job.objects.get(pk=failing.pk).status == Status.SUCCEEDED, timeout=60,
+             what="the retried job to succeed")
+    page.reload()
+    fourth = page.locator('tr.attempt[data-attempt="4"]')
+    assert "Manual retry by olga" in fourth.inner_text() and "Succeeded" in fourth.inner_text()
+    assert "retry by olga" in page.locator("#timeline").inner_text()
+    shoot(page, "job-detail")
+
+    page.goto(f"{live_server.url}/admin/jobs/auditevent/")
+    audit = page.locator("#result_list").inner_text()
+    assert "olga" in audit and "Retry" in audit
+
+    page.goto(f"{live_server.url}/admin/jobs/job/queues/")
+    assert page.locator('tr[data-queue="default"]').count() == 1
+    assert page.locator("svg[role=img]").count() == 1
+    assert "Globex" not in page.content()
+    shoot(page, "queues")
