@@ -141,7 +141,14 @@ def test_superusers_see_both_tenants(client, acme, globex, charlie, django_user_
     client.force_login(django_user_model.objects.create_superuser("root", password="pw"))
     body = client.get(admin_url(Job, "changelist")).content.decode()
     assert theirs.short_id in body and mine.short_id in body
-    assert client.get(admin_url(Job, "change", theirs.pk)).status_code == 200
+    detail = client.get(admin_url(Job, "change", theirs.pk))
+    assert detail.status_code == 200 and f"/admin/rq/queues/1/{theirs.pk}/" in detail.content.decode()
+
+
+def test_only_superusers_get_a_link_to_the_rq_dashboard(client, acme, alice):
+    mine = enqueue("tests.echo", tenant=acme, payload={"text": "acme"})
+    client.force_login(alice)
+    assert b"/admin/rq/" not in client.get(admin_url(Job, "change", mine.pk)).content
 
 
 def test_no_page_leaks_a_uuid_of_globex_into_acme_pages(client, acme, globex, alice, charlie):
