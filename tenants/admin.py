@@ -146,6 +146,14 @@ class MemberForm(forms.ModelForm):
         self.instance.user = user
         return username
 
+    def clean(self):
+        cleaned = super().clean()
+        user = getattr(self.instance, "user", None) if not self.instance.pk else None
+        tenant = cleaned.get("tenant")
+        if user is not None and tenant is not None and Membership.objects.filter(user=user, tenant=tenant).exists():
+            self.add_error("username", f"{user.get_username()} is already a member of {tenant}.")
+        return cleaned
+
 
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):

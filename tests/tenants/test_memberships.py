@@ -36,3 +36,11 @@ def test_the_last_admin_of_a_tenant_can_neither_be_demoted_nor_removed_by_tenant
     assert client.post(f"/admin/tenants/membership/{membership.pk}/delete/", {"post": "yes"}).status_code == 403
     membership.refresh_from_db()
     assert membership.role == Role.ADMIN
+
+
+def test_adding_an_existing_member_again_is_a_form_error_not_a_crash(client, acme, alice):
+    client.force_login(alice)
+    response = client.post("/admin/tenants/membership/add/", {"username": "alice", "tenant": acme.pk,
+                                                              "role": Role.VIEWER})
+    assert response.status_code == 200 and b"already a member of Acme Corp" in response.content
+    assert Membership.objects.get(user=alice).role == Role.ADMIN
