@@ -270,9 +270,7 @@ class JobAdmin(TenantScopedAdmin):
 
     def _act(self, request, queryset, action: str):
         threshold = settings.JOBS_ADMIN_BULK_THRESHOLD
-        across = request.POST.get("select_across") == "1"
-        bounded = queryset[: threshold + 1].count()
-        large = across and bounded > threshold
+        large = request.POST.get("select_across") == "1" and queryset[: threshold + 1].count() > threshold
         form = ActionForm(request.POST if "confirm" in request.POST else None, action=action)
         if large or action in (AuditAction.DELETE, AuditAction.CLEAN) or form.is_bound:
             if not form.is_valid():
@@ -284,14 +282,19 @@ class JobAdmin(TenantScopedAdmin):
                 action=action, user=request.user, selection=self._selection(request), requested=queryset.count(),
                 reason=reason, days=days, tenant=self._single_tenant(request),
             )
+        else:
+            event = staff.staff_jobs_act(action=action, user=request.user, jobs=queryset, reason=reason, days=days)
+        self._report(request, event)
+        return None
+
+    def _report(self, request, event: AuditEvent) -> None:
+        if event.state == AuditState.RUNNING:
             url = reverse("admin:jobs_auditevent_change", args=[event.pk])
             self.message_user(request, format_html(
                 "{} of {} jobs runs in the background: <a href=\"{}\">follow its progress</a>.",
                 event.get_action_display(), event.requested, url))
-            return None
-        event = staff.staff_jobs_act(action=action, user=request.user, jobs=queryset, reason=reason, days=days)
-        self.message_user(request, event.outcome, _message_level(event))
-        return None
+        else:
+            self.message_user(request, event.outcome, _message_level(event))
 
     def _confirmation(self, request, queryset, action: str, form: ActionForm, *, large: bool):
         spec = staff.JOB_ACTIONS[action]
@@ -384,7 +387,7 @@ class JobAdmin(TenantScopedAdmin):
             return TemplateResponse(request, "admin/jobs/job/job_action.html", context)
         event = staff.staff_jobs_act(action=action, user=request.user, jobs=Job.objects.filter(pk=job.pk),
                                      reason=form.cleaned_data["reason"])
-        self.message_user(request, event.outcome, _message_level(event))
+        self._report(request, event)
         if action == AuditAction.DELETE and event.done:
             return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
@@ -481,13 +484,10 @@ class JobAdmin(TenantScopedAdmin):
             event = staff.staff_jobs_act_later(action=action, user=request.user, selection=selection,
                                                requested=jobs.count(), reason=reason,
                                                tenant=self._single_tenant(request))
-            url = reverse("admin:jobs_auditevent_change", args=[event.pk])
-            self.message_user(request, format_html(
-                "{} of {} jobs runs in the background: <a href=\"{}\">follow its progress</a>.",
-                event.get_action_display(), event.requested, url))
-            return
-        event = staff.staff_jobs_act(action=action, user=request.user, jobs=jobs, reason=reason, selection=selection)
-        self.message_user(request, event.outcome, _message_level(event))
+        else:
+            event = staff.staff_jobs_act(action=action, user=request.user, jobs=jobs, reason=reason,
+                                         selection=selection)
+        self._report(request, event)
 
 
 def _message_level(event: AuditEvent) -> int:

@@ -7,10 +7,9 @@ as a tracked background job (`jobs.staff_action`) with its own progress.
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
@@ -24,8 +23,6 @@ from jobs.models import (
 )
 from tenants.models import Role, Tenant
 from tenants.selectors import tenant_ids_with_role
-
-logger = logging.getLogger(__name__)
 
 CHUNK = 500
 STAFF_ACTION_KIND = "jobs.staff_action"

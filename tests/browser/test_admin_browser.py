@@ -4,7 +4,6 @@ Screenshots land in tests/artifacts/screenshots/ for a person to look at.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
