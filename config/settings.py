@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "django_rq",
     "tenants",
     "jobs",
+    "jobs.mail",
+    "jobs.webhooks",
     "reports",
 ]
 
@@ -142,6 +144,11 @@ if _EMAIL_BACKEND.endswith("smtp.EmailBackend"):
         "timeout": env.int("EMAIL_TIMEOUT", default=30),
     }
 MAILERS = {"default": {"BACKEND": _EMAIL_BACKEND, "OPTIONS": _EMAIL_OPTIONS}}
+# The mailer email.send jobs use, and the domain of their Message-IDs (<message uuid@domain>).
+JOBS_EMAIL_MAILER = env.str("JOBS_EMAIL_MAILER", default="default")
+JOBS_EMAIL_DOMAIN = env.str("JOBS_EMAIL_DOMAIN", default=DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost")
+# Where links in emails point (the welcome email's set-password link, for example).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 # --- Redis and RQ: the transport. ---
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -198,6 +205,28 @@ SILENCED_SYSTEM_CHECKS = ["models.W040"]
 JOBS_ADMIN_BULK_THRESHOLD = env.int("JOBS_ADMIN_BULK_THRESHOLD", default=500)
 # Admin lists count matching rows up to this many and show "more than N" beyond: no COUNT(*) of a big table.
 JOBS_ADMIN_COUNT_LIMIT = env.int("JOBS_ADMIN_COUNT_LIMIT", default=10_000)
+# Retention of finished jobs (days); tenants may override. The daily cleanup runs at this UTC hour.
+JOBS_RETENTION_SUCCEEDED_DAYS = env.int("JOBS_RETENTION_SUCCEEDED_DAYS", default=7)
+JOBS_RETENTION_FAILED_DAYS = env.int("JOBS_RETENTION_FAILED_DAYS", default=30)
+JOBS_RETENTION_DELIVERIES_DAYS = env.int("JOBS_RETENTION_DELIVERIES_DAYS", default=30)
+JOBS_CLEANUP_HOUR = env.int("JOBS_CLEANUP_HOUR", default=3)
+JOBS_CLEANUP_BATCH = env.int("JOBS_CLEANUP_BATCH", default=1000)
+
+# --- Outbound webhooks ---
+# http:// destinations and loopback addresses are for development only; production refuses both.
+WEBHOOKS_ALLOW_HTTP = env.bool("WEBHOOKS_ALLOW_HTTP", default=DEBUG)
+WEBHOOKS_ALLOW_LOOPBACK = env.bool("WEBHOOKS_ALLOW_LOOPBACK", default=DEBUG)
+WEBHOOKS_CONNECT_TIMEOUT = env.float("WEBHOOKS_CONNECT_TIMEOUT", default=3.0)
+WEBHOOKS_READ_TIMEOUT = env.float("WEBHOOKS_READ_TIMEOUT", default=10.0)
+WEBHOOKS_TOTAL_TIMEOUT = env.float("WEBHOOKS_TOTAL_TIMEOUT", default=20.0)
+WEBHOOKS_RESPONSE_MAX_BYTES = env.int("WEBHOOKS_RESPONSE_MAX_BYTES", default=64 * 1024)
+WEBHOOKS_MAX_BODY_BYTES = env.int("WEBHOOKS_MAX_BODY_BYTES", default=256 * 1024)
+WEBHOOKS_SECRET_GRACE_HOURS = env.float("WEBHOOKS_SECRET_GRACE_HOURS", default=24.0)
+WEBHOOKS_DISABLE_AFTER_HOURS = env.float("WEBHOOKS_DISABLE_AFTER_HOURS", default=5 * 24.0)
+WEBHOOKS_USER_AGENT = env.str("WEBHOOKS_USER_AGENT", default="tracked-jobs-webhooks/1")
+# Event types endpoints can subscribe to; host code adds its own (webhooks.send accepts any valid name).
+WEBHOOKS_EVENT_TYPES = env.list("WEBHOOKS_EVENT_TYPES", default=["job.succeeded", "job.failed"])
+
 # Superusers' token for the django-rq dashboard's stats.json and metrics (Authorization: Bearer ...).
 RQ_API_TOKEN = env.str("RQ_API_TOKEN", default="")
 

@@ -5,6 +5,7 @@ from hmac import compare_digest
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.urls import include, path
@@ -59,4 +60,9 @@ rq_dashboard = _api_urlpatterns() + get_admin_urlpatterns(view_wrapper=superuser
 urlpatterns = [
     path("admin/rq/", include((rq_dashboard, "django_rq"))),
     path("admin/", admin.site.urls),
+    # Only the end of a password reset: the link in the welcome email. Nobody can ask for a reset by
+    # address here (that form would send mail on anyone's request).
+    path("accounts/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(),
+         name="password_reset_confirm"),
+    path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from jobs.exceptions import GiveUp, RetryAfter, Snooze
 from jobs.registry import job_kind
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
     from jobs.models import Job
 
-__all__ = ["enqueue", "enqueue_many", "job_kind"]
+__all__ = ["GiveUp", "RetryAfter", "Snooze", "enqueue", "enqueue_many", "job_kind"]
 
 
 def enqueue(

@@ -151,7 +151,7 @@ class JobAdmin(TenantScopedAdmin):
     list_display = ["short_id_link", "kind", "tenant", "status_badge", "progress_bar", "attempts_display", "queue",
                     "created_at", "duration_display"]
     list_display_links = None
-    list_filter = ["status", KindFilter, QueueFilter, ("tenant", ScopedTenantFilter), "created_at", HasErrorFilter]
+    list_filter = ["status", KindFilter, QueueFilter, ("tenant", ScopedTenantFilter), "created_at", HasErrorFilter, "pinned"]
     search_fields = ["id"]  # shows the search box; `get_search_results` decides what a term means
     search_help_text = "A job id (full, or the 8-character short id), or text in the kind, payload or error."
     list_select_related = ["tenant"]
@@ -161,11 +161,11 @@ class JobAdmin(TenantScopedAdmin):
     paginator = BoundedCountPaginator
     show_full_result_count = False
     list_per_page = 50
-    actions = ["retry_jobs", "cancel_jobs", "stop_jobs", "delete_jobs", "clean_jobs"]
+    actions = ["retry_jobs", "cancel_jobs", "stop_jobs", "delete_jobs", "clean_jobs", "pin_jobs", "unpin_jobs"]
     change_form_template = "admin/jobs/job/change_form.html"
     fieldsets = [
         (None, {"fields": ["id", "kind", "tenant", "status_badge", "progress_bar", "attempts_display", "queue",
-                           "source", "enqueued_by", "idempotency_key"]}),
+                           "source", "enqueued_by", "idempotency_key", "pinned"]}),
         ("Timing", {"fields": ["created_at", "enqueued_at", "started_at", "finished_at", "run_at",
                                "duration_display", "timeout"]}),
         ("Data", {"fields": ["payload_pretty", "result_pretty", "last_error", "error_fingerprint"]}),
@@ -268,6 +268,14 @@ class JobAdmin(TenantScopedAdmin):
     def clean_jobs(self, request, queryset):
         return self._act(request, queryset, AuditAction.CLEAN)
 
+    @admin.action(description="Pin selected jobs (keep past retention)", permissions=["manage"])
+    def pin_jobs(self, request, queryset):
+        return self._act(request, queryset, AuditAction.PIN)
+
+    @admin.action(description="Unpin selected jobs", permissions=["manage"])
+    def unpin_jobs(self, request, queryset):
+        return self._act(request, queryset, AuditAction.UNPIN)
+
     def _act(self, request, queryset, action: str):
         threshold = settings.JOBS_ADMIN_BULK_THRESHOLD
         large = request.POST.get("select_across") == "1" and queryset[: threshold + 1].count() > threshold
@@ -345,7 +353,8 @@ class JobAdmin(TenantScopedAdmin):
         """(action, label) a user may take on this job now, for the detail page's buttons."""
         available = []
         for name, spec in staff.JOB_ACTIONS.items():
-            if name != AuditAction.CLEAN and job.status in spec.applies_to and self.has_role(request, spec.role, job):
+            pointless = {AuditAction.CLEAN, AuditAction.UNPIN if not job.pinned else AuditAction.PIN}
+            if name not in pointless and job.status in spec.applies_to and self.has_role(request, spec.role, job):
                 available.append((name, spec.label))
         return available
 

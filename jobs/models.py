@@ -51,7 +51,7 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     Status.FAILED: (Status.RUNNING, Status.QUEUED),  # queued: it cannot be handed over (unknown queue)
     Status.RETRYING: (Status.RUNNING,),
     Status.CANCELLED: (Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.RETRYING, Status.RUNNING),
-    Status.SCHEDULED: (),
+    Status.SCHEDULED: (Status.RUNNING,),  # a handler that snoozed
 }
 
 
@@ -70,6 +70,7 @@ class Trigger(models.TextChoices):
     RETRY = "retry", "Automatic retry"
     MANUAL = "manual", "Manual retry"
     RESCUE = "rescue", "Rescue"
+    SNOOZE = "snooze", "After a snooze"
 
 
 class Outcome(models.TextChoices):
@@ -78,6 +79,7 @@ class Outcome(models.TextChoices):
     TIMED_OUT = "timed_out", "Timed out"
     ABANDONED = "abandoned", "Abandoned"
     STOPPED = "stopped", "Stopped"
+    SNOOZED = "snoozed", "Snoozed"
 
 
 SHORT_ID_LENGTH = 8
@@ -174,6 +176,8 @@ class Job(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     stop_requested_at = models.DateTimeField(null=True, blank=True)
+    pinned = models.BooleanField(default=False, db_default=False,
+                                 help_text="Kept past its tenant's retention period.")
 
     objects = JobQuerySet.as_manager()
 
@@ -281,6 +285,10 @@ class AuditAction(models.TextChoices):
     MEMBERSHIP_ADD = "membership_add", "Add member"
     MEMBERSHIP_CHANGE = "membership_change", "Change member's role"
     MEMBERSHIP_DELETE = "membership_delete", "Remove member"
+    PIN = "pin", "Pin (keep past retention)"
+    UNPIN = "unpin", "Unpin"
+    RESEND = "resend", "Resend"
+    ROTATE_SECRET = "rotate_secret", "Rotate webhook secret"
 
 
 class AuditState(models.TextChoices):

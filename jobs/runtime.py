@@ -26,6 +26,7 @@ from django.utils import timezone
 from rq.timeouts import JobTimeoutException
 
 from jobs import signals, statements
+from jobs.exceptions import GiveUp, RetryAfter, Snooze
 from jobs.models import Attempt, Job, Outcome, QueueState, Status, Trigger, error_fingerprint
 from jobs.registry import Kind, get_kind
 
@@ -65,6 +66,9 @@ class AttemptResult:
     traceback: str = ""
     progress: int | None = None
     progress_message: str | None = None
+    # Seconds until the next attempt, when the handler asked (RetryAfter, Snooze); final: no retry.
+    delay: float | None = None
+    final: bool = False
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -195,8 +199,16 @@ def attempt_execute(claim: Claim) -> AttemptResult:
         value = kind.handler(ctx, **kind.arguments(claim.job.payload))
         _check_json(value)
         outcome = AttemptResult(Outcome.SUCCEEDED, result=value)
+    except Snooze as exc:
+        outcome = AttemptResult(Outcome.SNOOZED, error_message=str(exc)[:ERROR_MESSAGE_LIMIT], delay=exc.seconds)
     except JobStopped as exc:
         outcome = _error_result(Outcome.STOPPED, exc)
+    except RetryAfter as exc:
+        outcome = _error_result(Outcome.FAILED, exc)
+        outcome.delay = exc.seconds
+    except GiveUp as exc:
+        outcome = _error_result(Outcome.FAILED, exc)
+        outcome.final = True
     except JobTimeoutException as exc:
         outcome = _error_result(Outcome.TIMED_OUT, exc)
     except Exception as exc:
@@ -277,14 +289,19 @@ def _next_state(job: Job, attempt: Attempt, result: AttemptResult, now, retry_tr
     if result.outcome == Outcome.SUCCEEDED:
         fields.update(progress=100, result=result.result, finished_at=now, last_error="", error_fingerprint="")
         return Status.SUCCEEDED, fields
+    if result.outcome == Outcome.SNOOZED:
+        # Not a failure: the attempt it used is given back, so snoozing never exhausts the retries.
+        fields.update(run_at=now + timedelta(seconds=result.delay or 0), next_trigger=Trigger.SNOOZE,
+                      next_triggered_by=None, max_attempts=job.max_attempts + 1)
+        return Status.SCHEDULED, fields
     fields["last_error"] = result.summary[:ERROR_MESSAGE_LIMIT]
     fields["error_fingerprint"] = error_fingerprint(kind=job.kind, error_type=result.error_type,
                                                     message=result.error_message)
     if result.outcome == Outcome.STOPPED:
         fields["finished_at"] = now
         return Status.CANCELLED, fields
-    if attempt.number < job.max_attempts:
-        delay = _retry_delay(job, attempt.number)
+    if attempt.number < job.max_attempts and not result.final:
+        delay = max(_retry_delay(job, attempt.number), result.delay or 0)
         # The bar shows the coming attempt, not the one that failed (its error stays on the attempt).
         fields.update(run_at=now + timedelta(seconds=delay), next_trigger=retry_trigger, next_triggered_by=None,
                       progress=0, progress_message="")
@@ -397,6 +414,6 @@ def run_unmanaged(job_id: str) -> dict[str, str]:
 
 
 def raise_or_report(result: AttemptResult) -> dict[str, str]:
-    if result.outcome != Outcome.SUCCEEDED:
+    if result.outcome not in (Outcome.SUCCEEDED, Outcome.SNOOZED):
         raise AttemptFailed(result.summary)
     return {"outcome": result.outcome}

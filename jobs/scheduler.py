@@ -1,7 +1,8 @@
 """The rq-scheduler process (`manage.py rqscheduler`), which is also the engine's clock.
 
 Every tick it relays due jobs (delayed, retrying, pending after a Redis outage); every reconcile
-interval it runs a reconciler pass; at rq-scheduler's own interval it moves rq-scheduler's jobs.
+interval it runs a reconciler pass and enqueues the daily retention cleanup when it is due (so the
+cleanup needs no set-up); at rq-scheduler's own interval it moves rq-scheduler's jobs.
 A Redis outage is logged and waited out instead of ending the process.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django_rq.queues import DjangoScheduler
 
-from jobs import reconciler, transport
+from jobs import maintenance, reconciler, transport
 from jobs.relay import relay
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ class TrackedScheduler(DjangoScheduler):
                         self._move_rq_scheduler_jobs()
                     if now >= next_reconcile:
                         next_reconcile = now + settings.JOBS_RECONCILE_SECONDS
-                        reconciler.reconcile_if_leader()
+                        if reconciler.reconcile_if_leader() is not None:
+                            maintenance.cleanup_ensure_daily()
                     else:
                         relay()
                 except transport.TransportError as exc:

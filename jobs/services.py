@@ -341,14 +341,25 @@ def _reopen(ids: list[UUID], user, extra_attempts: int) -> int:
 
 
 def jobs_delete(*, job_ids: Collection[UUID], finished_before: datetime | None = None) -> list[UUID]:
-    """Delete the records (with their attempts) of the finished jobs among `job_ids`."""
+    """Delete the records (with their attempts) of the finished jobs among `job_ids`.
+
+    With `finished_before` (cleaning by age), pinned jobs are kept; a hand-picked delete removes them.
+    """
     with transaction.atomic():
         rows = Job.objects.filter(pk__in=list(job_ids), status__in=TERMINAL)
         if finished_before is not None:
-            rows = rows.filter(finished_at__lt=finished_before)
+            rows = rows.filter(finished_at__lt=finished_before, pinned=False)
         ids = [row[0] for row in _lock_rows(rows, "id")]
         Attempt.objects.filter(job_id__in=ids).delete()
         Job.objects.filter(pk__in=ids).delete()
+    return ids
+
+
+def jobs_pin(*, job_ids: Collection[UUID], pinned: bool = True) -> list[UUID]:
+    """Pin (keep past retention) or unpin the jobs among `job_ids`; returns the ids that changed."""
+    with transaction.atomic():
+        ids = [row[0] for row in _lock_rows(Job.objects.filter(pk__in=list(job_ids)).exclude(pinned=pinned), "id")]
+        Job.objects.filter(pk__in=ids).update(pinned=pinned)
     return ids
 
 

@@ -52,6 +52,10 @@ JOB_ACTIONS: dict[str, JobAction] = {
                   lambda ids, user, before: services.jobs_delete(job_ids=ids)),
         JobAction(AuditAction.CLEAN, Role.ADMIN, TERMINAL,
                   lambda ids, user, before: services.jobs_delete(job_ids=ids, finished_before=before)),
+        JobAction(AuditAction.PIN, Role.ADMIN, tuple(Status),
+                  lambda ids, user, before: services.jobs_pin(job_ids=ids, pinned=True)),
+        JobAction(AuditAction.UNPIN, Role.ADMIN, tuple(Status),
+                  lambda ids, user, before: services.jobs_pin(job_ids=ids, pinned=False)),
     ]
 }
 

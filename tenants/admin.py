@@ -94,20 +94,92 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class TenantAddForm(forms.ModelForm):
+    """A new tenant and who onboarding makes its first admin (they get a welcome email to set a password)."""
+
+    admin_email = forms.EmailField(help_text="The first admin's address; the welcome email goes here.")
+    admin_username = forms.CharField(required=False, max_length=150, help_text="Defaults to the email address.")
+    webhook_url = forms.URLField(required=False, max_length=2000, assume_scheme="https",
+                                 help_text="Optional: a webhook endpoint for failed jobs.")
+
+    class Meta:
+        model = Tenant
+        fields = ["name", "slug", "active", "retention_succeeded_days", "retention_failed_days"]
+
+    def clean(self):
+        cleaned = super().clean()
+        from tenants.services import tenant_onboarding_payload
+
+        try:
+            self.onboarding = tenant_onboarding_payload(
+                admin_email=cleaned.get("admin_email") or "", admin_username=cleaned.get("admin_username") or "",
+                webhook_url=cleaned.get("webhook_url") or "")
+        except forms.ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                if field not in self.errors:
+                    self.add_error(field, messages)
+        return cleaned
+
+
 @admin.register(Tenant)
 class TenantAdmin(TenantScopedAdmin):
     tenant_path = ""
-    list_display = ["name", "slug", "active", "created_at"]
+    change_role = Role.ADMIN  # a tenant's admins set its retention; everything else is for superusers
+    list_display = ["name", "slug", "active", "onboarding", "created_at"]
     list_filter = ["active"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = TenantAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "slug", "admin_email", "admin_username", "webhook_url", "retention_succeeded_days",
+                    "retention_failed_days"]
+        return ["name", "slug", "active", "retention_succeeded_days", "retention_failed_days", "onboarding"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["onboarding"] if request.user.is_superuser else ["name", "slug", "active", "onboarding"]
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return self.prepopulated_fields if obj is None else {}
+
+    def get_inlines(self, request, obj):
+        return self.inlines if request.user.is_superuser else []
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return request.user.is_superuser
+
+    @admin.display(description="onboarding")
+    def onboarding(self, tenant: Tenant) -> str:
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        from jobs.admin import progress_html
+        from jobs.models import Job
+
+        job = Job.objects.filter(tenant=tenant, kind="tenants.onboard").order_by("-id").first()
+        if job is None:
+            return "Done" if tenant.onboarded_at else "-"
+        return format_html('<a href="{}">{}</a> {}', reverse("admin:jobs_job_change", args=[job.pk]),
+                           job.get_status_display(), progress_html(job))
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            from jobs.models import Source
+            from tenants.services import tenant_onboard_start
+
+            tenant_onboard_start(tenant=obj, user=request.user, source=Source.ADMIN, **form.onboarding)
 
 
 def is_last_admin(membership: Membership) -> bool:

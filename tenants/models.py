@@ -9,6 +9,17 @@ class Tenant(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Retention of finished jobs, in days; empty means the project's default (JOBS_RETENTION_* settings).
+    retention_succeeded_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Days to keep succeeded jobs. Empty: the project's default.")
+    retention_failed_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Days to keep failed and cancelled jobs. Empty: the project's default.")
+    # db_default: processes still on the previous release insert tenants without this column.
+    onboarding_steps = models.JSONField(default=list, db_default=models.Value([], models.JSONField()), blank=True,
+                                        editable=False,
+                                        help_text="Onboarding steps done so far; a retry skips them.")
+    onboarded_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                        help_text="When onboarding finished its last step.")
 
     class Meta:
         ordering = ["name"]

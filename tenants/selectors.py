@@ -51,3 +51,11 @@ def user_has_role(*, user, role: str, tenant: Tenant | None = None) -> bool:
         return True
     ids = tenant_ids_with_role(user=user, role=role)
     return tenant.pk in ids if tenant is not None else bool(ids)
+
+
+def tenant_admin_emails(*, tenant: Tenant) -> list[str]:
+    """Email addresses of the tenant's active admins (those who have one)."""
+    return sorted(set(
+        Membership.objects.filter(tenant=tenant, role=Role.ADMIN, user__is_active=True)
+        .exclude(user__email="").values_list("user__email", flat=True)
+    ))
