@@ -16,6 +16,7 @@ import pytest
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Model
@@ -25,6 +26,8 @@ from django.urls import URLPattern, reverse
 from django.utils import timezone
 
 from jobs import enqueue
+from jobs.mail.models import OutboundEmail
+from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from jobs.models import AuditAction, AuditEvent, AuditEventJob, Job, QueueState, Status
 from jobs.staff import JOB_ACTIONS
 from tenants.admin import TenantScopedAdmin
@@ -70,6 +73,32 @@ def make_group(tenant: Tenant, user) -> tuple[Group, list[str]]:
     return Group.objects.create(name=secret(tenant, "group")), [secret(tenant, "group")]
 
 
+def make_email(tenant: Tenant, user) -> tuple[OutboundEmail, list[str]]:
+    from jobs.mail.services import email_send
+
+    message = email_send(tenant=tenant, to=[f"{tenant.slug}-only@example.com"], subject=secret(tenant, "subject"),
+                         text="hello", key=secret(tenant, "key"))
+    OutboundEmail.objects.filter(pk=message.pk).update(state="failed")  # resendable: every action applies
+    return message, [secret(tenant, "subject"), f"{tenant.slug}-only@example.com", str(message.pk)]
+
+
+def make_endpoint(tenant: Tenant, user) -> tuple[WebhookEndpoint, list[str]]:
+    endpoint = WebhookEndpoint.objects.create(tenant=tenant, url=f"https://{tenant.slug}-only.example.com/hook",
+                                              description=secret(tenant, "endpoint"))
+    return endpoint, [f"{tenant.slug}-only.example.com", secret(tenant, "endpoint"), endpoint.secret]
+
+
+def make_webhook_message(tenant: Tenant, user) -> tuple[WebhookMessage, list[str]]:
+    endpoint = WebhookEndpoint.objects.create(tenant=tenant, url=f"https://{tenant.slug}-msg.example.com/hook",
+                                              description=secret(tenant, "msg-endpoint"))
+    message = WebhookMessage.objects.create(tenant=tenant, endpoint=endpoint, event_type="test.event",
+                                            body=f'{{"data": "{secret(tenant, "webhook-body")}"}}', state="failed")
+    WebhookDelivery.objects.create(message=message, attempt=1, url=endpoint.url, status_code=500,
+                                   error=secret(tenant, "delivery-error"))
+    return message, [message.pk, secret(tenant, "webhook-body"), secret(tenant, "delivery-error"),
+                     f"{tenant.slug}-msg.example.com"]
+
+
 # Every registered model needs an entry; `user` is the tenant's staff member (alice or charlie).
 FACTORIES: dict[type[Model], Callable[[Tenant, object], tuple[Model, list[str]]]] = {
     Tenant: lambda tenant, user: (tenant, [tenant.name, tenant.slug]),
@@ -78,6 +107,9 @@ FACTORIES: dict[type[Model], Callable[[Tenant, object], tuple[Model, list[str]]]
     AuditEvent: make_event,
     User: lambda tenant, user: (user, [user.get_username()]),
     Group: make_group,
+    OutboundEmail: make_email,
+    WebhookEndpoint: make_endpoint,
+    WebhookMessage: make_webhook_message,
 }
 REGISTERED = list(admin.site._registry)
 UNSCOPED = [model for model in REGISTERED if not isinstance(admin.site._registry[model], TenantScopedAdmin)]
@@ -145,7 +177,8 @@ def admin_of(model: type[Model]) -> admin.ModelAdmin:
 
 
 def change_url(obj: Model) -> str:
-    return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    # As the admin writes it: quote() escapes characters such as "_" in text primary keys.
+    return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[quote(obj.pk)])
 
 
 def changelist_url(model: type[Model]) -> str:

@@ -173,7 +173,8 @@ def test_it_lets_a_tenant_admin_delete_finished_job_records(client, acme, alice)
     client.force_login(alice)
     finished, running = job_in(acme, Status.FAILED), job_in(acme, Status.RUNNING)
     by_button = job_in(acme, Status.CANCELLED)
-    assert offered_actions(client) == {"retry_jobs", "cancel_jobs", "stop_jobs", "delete_jobs", "clean_jobs"}
+    assert offered_actions(client) == {"retry_jobs", "cancel_jobs", "stop_jobs", "delete_jobs", "clean_jobs",
+                                       "pin_jobs", "unpin_jobs"}
     assert "delete" in detail_buttons(client, by_button)
     # Deleting asks first; the confirmed POST deletes the finished job and skips the running one.
     assert changelist_action(client, "delete", finished, running).status_code == 200
