@@ -62,3 +62,14 @@ def charlie(globex):
     user = get_user_model().objects.create_user("charlie", password="pw-charlie", is_staff=True)
     Membership.objects.create(user=user, tenant=globex, role=Role.OPERATOR)
     return user
+
+
+@pytest.fixture
+def smtp(settings):
+    """The mail server outside the machine, replaced by a loopback SMTP sink that records what it took."""
+    from tests.smtp import SmtpSink
+
+    sink = SmtpSink()
+    settings.MAILERS = sink.mailers()
+    yield sink
+    sink.close()
