@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from jobs import GiveUp, enqueue, enqueue_many
 from jobs.mail.models import UNSENT, EmailState, OutboundEmail
-from jobs.models import Job, Source, Status, new_job_id
+from jobs.models import UNFINISHED, Job, Source, Status, new_job_id
 
 logger = logging.getLogger(__name__)
 
@@ -115,10 +115,9 @@ def email_bulk_fan_out(*, bulk: Job) -> int:
     started = 0
     while True:
         with transaction.atomic():
-            rows = list(OutboundEmail.objects.select_for_update()
+            rows = list(OutboundEmail.objects.select_for_update(of=("self",))
                         .filter(bulk=bulk, state__in=UNSENT)
-                        .exclude(job__status__in=(Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.RUNNING,
-                                                  Status.RETRYING))
+                        .exclude(job__status__in=UNFINISHED)  # already on its way
                         .order_by("pk")[:FAN_OUT_CHUNK])
             if not rows:
                 return started

@@ -50,3 +50,22 @@ def stoppable(ctx, *, stop_after: int) -> None:
 @job_kind("tests.bad_result", max_attempts=1)
 def bad_result(ctx) -> object:
     return {"when": datetime(2026, 1, 1)}
+
+
+@job_kind("tests.steered", max_attempts=3, backoff=1.0, jitter=0)
+def steered(ctx, *, plan: list[str], seconds: float = 60.0) -> dict:
+    """Does what `plan[attempt - 1]` says: "snooze", "retry_after", "give_up", "fail" or "succeed"."""
+    from jobs import GiveUp, RetryAfter, Snooze
+
+    step = plan[ctx.attempt.number - 1]
+    calls.append(("tests.steered", {"attempt": ctx.attempt.number, "step": step, "trigger": ctx.attempt.trigger}))
+    ctx.progress(40, f"doing {step}")
+    if step == "snooze":
+        raise Snooze("waiting for the others", seconds=seconds)
+    if step == "retry_after":
+        raise RetryAfter("come back later", seconds=seconds)
+    if step == "give_up":
+        raise GiveUp("this can never work")
+    if step == "fail":
+        raise RuntimeError("plain failure")
+    return {"attempt": ctx.attempt.number}
