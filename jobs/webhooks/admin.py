@@ -159,6 +159,11 @@ class DeliveryInline(admin.TabularInline):
     can_delete = False
     ordering = ["-attempt", "-created_at"]
 
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Inlines have no pages of their own: the message page they sit on was found through the
+        # message admin's tenant-scoped queryset.
+        return request.user.is_active and request.user.is_staff
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
@@ -167,7 +172,7 @@ class DeliveryInline(admin.TabularInline):
 
     @admin.display(description="request headers")
     def headers(self, delivery: WebhookDelivery) -> str:
-        return format_html("<pre style='white-space:pre-wrap;max-width:28em'>{}</pre>",
+        return format_html("<pre style='white-space:pre-wrap;word-break:break-all;max-width:28em'>{}</pre>",
                            json.dumps(delivery.request_headers, indent=1))
 
 

@@ -9,6 +9,6 @@ class WebhooksConfig(AppConfig):
     verbose_name = "Webhooks"
 
     def ready(self) -> None:
-        from jobs.webhooks import events
+        from jobs.webhooks import checks, events  # noqa: F401  (checks registers itself)
 
         events.connect()

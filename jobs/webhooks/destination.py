@@ -21,6 +21,7 @@ import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from requests_hardened import Config, Manager
+from requests_hardened.ip_filter import InvalidIPAddress
 
 # Hosts that are only digits, dots and hex: inet_aton reads "0x7f.1" or "2130706433" as 127.0.0.1.
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]*))*\.?$", re.IGNORECASE)
@@ -28,6 +29,10 @@ _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]*))*\.?$"
 
 class DestinationRefused(ValidationError):
     """The URL may not be called; the message says why."""
+
+
+class DestinationUnresolvable(DestinationRefused):
+    """The host name does not resolve (now): refused when saving, retried when sending."""
 
 
 def destination_check(url: str) -> None:
@@ -72,7 +77,7 @@ def _resolve(host: str, port: int):
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise DestinationRefused({"url": [f"{host!r} could not be resolved ({exc})."]}) from None
+        raise DestinationUnresolvable({"url": [f"{host!r} could not be resolved ({exc})."]}) from None
     return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
@@ -99,6 +104,7 @@ class Reply:
     excerpt: str = ""
     error: str = ""
     duration_ms: int = 0
+    refused: bool = False  # the destination is not allowed: retrying cannot help
 
 
 def destination_post(url: str, *, body: bytes, headers: dict[str, str]) -> Reply:
@@ -118,8 +124,13 @@ def destination_post(url: str, *, body: bytes, headers: dict[str, str]) -> Reply
                     reply.error = f"Response body longer than {settings.WEBHOOKS_RESPONSE_MAX_BYTES} bytes; not read further."
             finally:
                 response.close()
+    except DestinationUnresolvable as exc:
+        reply.error = " ".join(exc.message_dict["url"])
     except DestinationRefused as exc:
-        reply.error = "Refused: " + " ".join(exc.message_dict["url"])
+        reply.error, reply.refused = "Refused: " + " ".join(exc.message_dict["url"]), True
+    except InvalidIPAddress as exc:
+        # Resolved to a public address when checked, to this one when connecting: DNS rebinding.
+        reply.error, reply.refused = f"Refused: the host resolved to {exc} when connecting.", True
     except requests.Timeout as exc:
         reply.error = f"Timed out ({type(exc).__name__})."
     except requests.RequestException as exc:

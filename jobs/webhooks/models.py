@@ -104,4 +104,4 @@ class WebhookDelivery(models.Model):
         verbose_name_plural = "webhook deliveries"
 
     def __str__(self) -> str:
-        return f"attempt {self.attempt} of {self.message_id}"
+        return f"attempt {self.attempt}"

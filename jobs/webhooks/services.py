@@ -124,7 +124,7 @@ def _failed(message: WebhookMessage, endpoint: WebhookEndpoint, reply: destinati
         _message_settle(message, MessageState.FAILED)
         endpoint_disable(endpoint=endpoint, reason="The receiver answered 410 Gone.")
         raise GiveUp(f"{summary}: the receiver says the endpoint is gone; it is disabled.")
-    if reply.error.startswith("Refused:"):
+    if reply.refused:
         _message_settle(message, MessageState.FAILED)
         raise GiveUp(summary)
     now = timezone.now()

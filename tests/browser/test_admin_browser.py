@@ -114,3 +114,92 @@ def test_it_shows_an_operator_their_tenants_live_jobs_and_audits_a_retry(
     assert page.locator("svg[role=img]").count() == 1
     assert "Globex" not in page.content()
     shoot(page, "queues")
+
+
+class Receiver:
+    """A webhook receiver on loopback (the customer's server): answers 500 once, then 200."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[tuple[dict, bytes]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((dict(self.headers), body))
+                self.send_response(500 if len(receiver.requests) == 1 else 200)
+                self.end_headers()
+                self.wfile.write(b"busy, try later" if len(receiver.requests) == 1 else b"thanks")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_it_lets_a_tenant_admin_add_an_endpoint_see_its_secret_once_and_follow_deliveries(
+        browser_page, live_server, private_redis, acme, alice, settings):
+    from standardwebhooks.webhooks import Webhook
+
+    from jobs import webhooks
+    from jobs.relay import relay
+    from jobs.webhooks.models import WebhookDelivery
+
+    settings.WEBHOOKS_ALLOW_HTTP = settings.WEBHOOKS_ALLOW_LOOPBACK = True  # the receiver is on loopback
+    receiver = Receiver()
+    worker = Process("rqworker", "default", redis_url=private_redis.url,
+                     env={**FAST_ENGINE_ENV, "WEBHOOKS_ALLOW_HTTP": "true", "WEBHOOKS_ALLOW_LOOPBACK": "true"})
+    page = browser_page
+    try:
+        page.goto(f"{live_server.url}/admin/login/?next=/admin/webhooks/webhookendpoint/add/")
+        page.fill("#id_username", "alice")
+        page.fill("#id_password", "pw-alice")
+        page.click("input[type=submit]")
+        page.wait_for_url("**/webhookendpoint/add/")
+        page.select_option("#id_tenant", str(acme.pk))
+        page.fill("#id_url", "http://169.254.169.254/latest/meta-data/")
+        page.fill("#id_description", "Billing system")
+        page.click("input[name=_save]")
+        expect(page.locator(".errorlist")).to_contain_text("link-local address")
+        shoot(page, "webhook-endpoint-refused")
+
+        page.fill("#id_url", receiver.url)
+        page.click("input[name=_save]")
+        secret = page.locator("#webhook-secret").input_value()
+        assert secret.startswith("whsec_")
+        expect(page.locator("#content-main")).to_contain_text("It is not shown again")
+        shoot(page, "webhook-secret-once")
+        page.click("text=Done")
+        page.wait_for_url("**/change/")
+        assert secret not in page.content()
+
+        [message] = webhooks.send(acme, "invoice.paid", {"invoice": 1042})
+        wait_for(lambda: WebhookDelivery.objects.filter(message=message).exists(), timeout=20, what="first delivery")
+        Job.objects.filter(pk=message.job_id).update(run_at=message.created_at)  # its retry is due now
+        relay()
+        wait_for(lambda: WebhookDelivery.objects.filter(message=message, succeeded=True).exists(), timeout=20,
+                 what="the retried delivery")
+        for headers, body in receiver.requests:  # the same id both times, each signed with the shown secret
+            assert headers["webhook-id"] == message.pk
+            assert Webhook(secret).verify(body, headers)["data"] == {"invoice": 1042}
+
+        page.goto(f"{live_server.url}/admin/webhooks/webhookmessage/")
+        page.locator("#result_list tbody tr th a").first.click()  # the first column links to the message
+        page.wait_for_url("**/change/")
+        inline = page.locator(".inline-group")
+        expect(inline).to_contain_text("busy, try later")
+        expect(inline).to_contain_text("thanks")
+        assert secret not in page.content()
+        shoot(page, "webhook-deliveries")
+    finally:
+        worker.terminate()
+        receiver.close()

@@ -69,3 +69,19 @@ class Command(BaseCommand):
         doomed = enqueue("diagnostics.ping", tenant=globex, payload={},
                          run_at=timezone.now() + timedelta(hours=2), source=Source.CLI)
         job_cancel(job=doomed)
+        self._built_in_work(acme)
+
+    def _built_in_work(self, acme) -> None:
+        from jobs.mail.services import email_bulk, email_send
+        from jobs.webhooks.models import WebhookEndpoint
+        from jobs.webhooks.services import webhook_send
+
+        email_send(tenant=acme, to=["alice@example.com"], template="notice", key="demo-notice", source=Source.CLI,
+                   context={"subject": "Your weekly summary", "body": "Twelve jobs ran this week."})
+        email_bulk(tenant=acme, template="notice", recipients=[f"customer{n}@example.com" for n in range(1, 21)],
+                   context={"subject": "Maintenance on Sunday", "body": "We will be down for ten minutes."},
+                   source=Source.CLI)
+        # An endpoint nobody answers for (a reserved .invalid name): its deliveries show retries and errors.
+        WebhookEndpoint.objects.get_or_create(tenant=acme, url="https://receiver.acme.invalid/webhooks",
+                                              defaults={"description": "Demo: an endpoint that is down"})
+        webhook_send(tenant=acme, event_type="invoice.paid", payload={"invoice": 1042, "amount": "99.00"})
