@@ -60,6 +60,7 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
     list_filter = ["active", ("tenant", ScopedTenantFilter)]
     search_fields = ["url", "description"]
     list_select_related = ["tenant"]
+    ordering = ["tenant__name", "url"]  # the message count's GROUP BY drops the model's default order
     readonly_fields = ["secret_status", "health", "last_success_at", "failing_since", "disabled_at",
                        "disabled_reason", "created_at", "messages_link"]
     change_form_template = "admin/webhooks/webhookendpoint/change_form.html"
