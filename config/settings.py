@@ -121,7 +121,8 @@ STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 MEDIA_URL = "media/"
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "reports:list"
 
 # --- Email (Django 6.1 mailers) ---
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="jobs@localhost")
@@ -226,6 +227,30 @@ WEBHOOKS_DISABLE_AFTER_HOURS = env.float("WEBHOOKS_DISABLE_AFTER_HOURS", default
 WEBHOOKS_USER_AGENT = env.str("WEBHOOKS_USER_AGENT", default="tracked-jobs-webhooks/1")
 # Event types endpoints can subscribe to; host code adds its own (webhooks.send accepts any valid name).
 WEBHOOKS_EVENT_TYPES = env.list("WEBHOOKS_EVENT_TYPES", default=["job.succeeded", "job.failed"])
+
+# --- Reports and exports ---
+# Files live in their own storage, never under a public URL: downloads go through a view that checks
+# membership (or a signed link). Local files by default; any Django storage backend (an S3-compatible
+# one from django-storages, say) by REPORTS_STORAGE_BACKEND and REPORTS_STORAGE_OPTIONS (JSON).
+REPORTS_ROOT = env.path("REPORTS_ROOT", default=BASE_DIR / "var" / "reports")
+REPORTS_STORAGE = {
+    "BACKEND": env.str("REPORTS_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+    "OPTIONS": env.json("REPORTS_STORAGE_OPTIONS", default={"location": str(REPORTS_ROOT), "base_url": None}),
+}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "reports": REPORTS_STORAGE,
+}
+# Where a file is written before it is stored (None: the system's temporary folder).
+REPORTS_SCRATCH_DIR = env.str("REPORTS_SCRATCH_DIR", default="") or None
+REPORTS_RETENTION_DAYS = env.int("REPORTS_RETENTION_DAYS", default=7)
+REPORTS_LINK_HOURS = env.int("REPORTS_LINK_HOURS", default=72)
+REPORTS_MAX_RANGE_DAYS = env.int("REPORTS_MAX_RANGE_DAYS", default=366)
+REPORTS_PDF_MAX_ROWS = env.int("REPORTS_PDF_MAX_ROWS", default=1000)
+REPORTS_PDF_TIMEOUT = env.float("REPORTS_PDF_TIMEOUT", default=120.0)
+REPORTS_PDF_MAX_MEMORY_MB = env.int("REPORTS_PDF_MAX_MEMORY_MB", default=2048)
+REPORTS_TOP_FAILURES = env.int("REPORTS_TOP_FAILURES", default=10)
 
 # Superusers' token for the django-rq dashboard's stats.json and metrics (Authorization: Bearer ...).
 RQ_API_TOKEN = env.str("RQ_API_TOKEN", default="")

@@ -9,6 +9,7 @@ from django.contrib.auth import views as auth_views
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.urls import include, path
+from django.views.generic import RedirectView
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
 
@@ -60,6 +61,10 @@ rq_dashboard = _api_urlpatterns() + get_admin_urlpatterns(view_wrapper=superuser
 urlpatterns = [
     path("admin/rq/", include((rq_dashboard, "django_rq"))),
     path("admin/", admin.site.urls),
+    path("reports/", include("reports.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", RedirectView.as_view(pattern_name="reports:list"), name="home"),
     # Only the end of a password reset: the link in the welcome email. Nobody can ask for a reset by
     # address here (that form would send mail on anyone's request).
     path("accounts/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(),
