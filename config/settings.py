@@ -249,7 +249,7 @@ REPORTS_LINK_HOURS = env.int("REPORTS_LINK_HOURS", default=72)
 REPORTS_MAX_RANGE_DAYS = env.int("REPORTS_MAX_RANGE_DAYS", default=366)
 REPORTS_PDF_MAX_ROWS = env.int("REPORTS_PDF_MAX_ROWS", default=1000)
 REPORTS_PDF_TIMEOUT = env.float("REPORTS_PDF_TIMEOUT", default=120.0)
-REPORTS_PDF_MAX_MEMORY_MB = env.int("REPORTS_PDF_MAX_MEMORY_MB", default=2048)
+REPORTS_PDF_MAX_MEMORY_MB = env.int("REPORTS_PDF_MAX_MEMORY_MB", default=1024)
 REPORTS_TOP_FAILURES = env.int("REPORTS_TOP_FAILURES", default=10)
 
 # Superusers' token for the django-rq dashboard's stats.json and metrics (Authorization: Bearer ...).
