@@ -173,6 +173,30 @@ class TenantAdmin(TenantScopedAdmin):
         return format_html('<a href="{}">{}</a> {}', reverse("admin:jobs_job_change", args=[job.pk]),
                            job.get_status_display(), progress_html(job))
 
+    actions = ["export_data"]
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return self.has_role(request, Role.ADMIN)
+
+    @admin.action(description="Export the tenant's data (zip of CSV files)", permissions=["export"])
+    def export_data(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        from django.contrib import messages
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        from jobs.models import Source
+        from reports.services import report_request
+
+        for tenant in queryset.filter(pk__in=tenant_list_with_role(user=request.user, role=Role.ADMIN)):
+            report = report_request(tenant=tenant, user=request.user, type="exports.tenant_data", format="csv",
+                                    source=Source.ADMIN)
+            self.message_user(request, format_html('Exporting {}: <a href="{}">follow it here</a>.', tenant,
+                                                   reverse("reports:detail", args=[report.pk])), messages.SUCCESS)
+        refused = queryset.exclude(pk__in=tenant_list_with_role(user=request.user, role=Role.ADMIN)).count()
+        if refused:
+            self.message_user(request, f"{refused} tenant(s) skipped: exporting needs the admin role there.",
+                              messages.WARNING)
+
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
         if not change:

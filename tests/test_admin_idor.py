@@ -30,6 +30,7 @@ from jobs.mail.models import OutboundEmail
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from jobs.models import AuditAction, AuditEvent, AuditEventJob, Job, QueueState, Status
 from jobs.staff import JOB_ACTIONS
+from reports.models import Report
 from tenants.admin import TenantScopedAdmin
 from tenants.models import Membership, Role, Tenant
 from tests.jobs import kinds  # noqa: F401  (registers tests.echo)
@@ -99,6 +100,14 @@ def make_webhook_message(tenant: Tenant, user) -> tuple[WebhookMessage, list[str
                      f"{tenant.slug}-msg.example.com"]
 
 
+def make_report(tenant: Tenant, user) -> tuple[Report, list[str]]:
+    report = Report.objects.create(tenant=tenant, type="jobs.audit", format="csv", title=secret(tenant, "report"),
+                                   requested_by=user, parameters={"reason": secret(tenant, "report-parameter")},
+                                   state="ready", path=f"tenants/{tenant.pk}/reports/x.csv",
+                                   checksum="c" * 64, expires_at=timezone.now() + timezone.timedelta(days=1))
+    return report, [secret(tenant, "report"), secret(tenant, "report-parameter"), str(report.pk)]
+
+
 # Every registered model needs an entry; `user` is the tenant's staff member (alice or charlie).
 FACTORIES: dict[type[Model], Callable[[Tenant, object], tuple[Model, list[str]]]] = {
     Tenant: lambda tenant, user: (tenant, [tenant.name, tenant.slug]),
@@ -110,6 +119,7 @@ FACTORIES: dict[type[Model], Callable[[Tenant, object], tuple[Model, list[str]]]
     OutboundEmail: make_email,
     WebhookEndpoint: make_endpoint,
     WebhookMessage: make_webhook_message,
+    Report: make_report,
 }
 REGISTERED = list(admin.site._registry)
 UNSCOPED = [model for model in REGISTERED if not isinstance(admin.site._registry[model], TenantScopedAdmin)]
