@@ -9,20 +9,21 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 
-from reports.models import Report, ReportState
+from reports.models import Report
+from reports.registry import report_type_title
 from reports.selectors import report_list_for_user, report_types_for_user
 from tenants.admin import ScopedTenantFilter, TenantScopedAdmin
 
 
 @admin.register(Report)
 class ReportAdmin(TenantScopedAdmin):
-    list_display = ["title", "type", "format", "state_display", "progress", "tenant", "requested_by", "rows",
-                    "size_display", "created_at", "download"]
+    list_display = ["title", "type_title", "format", "state_display", "tenant", "rows", "size_display", "created_at",
+                    "download"]
     list_filter = ["state", "format", "type", ("tenant", ScopedTenantFilter), "created_at"]
     list_select_related = ["tenant", "job", "requested_by"]
     search_fields = ["title"]
     date_hierarchy = None
-    fields = ["title", "tenant", "type", "format", "parameters", "state_display", "progress", "error", "requested_by",
+    fields = ["title", "tenant", "type_title", "format", "parameters", "state_display", "error", "requested_by",
               "notify", "created_at", "started_at", "finished_at", "rows", "size_display", "checksum", "expires_at",
               "job_link", "download"]
     readonly_fields = fields
@@ -43,17 +44,17 @@ class ReportAdmin(TenantScopedAdmin):
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
         return HttpResponseRedirect(reverse("reports:choose"))
 
+    @admin.display(description="type", ordering="type")
+    def type_title(self, report: Report) -> str:
+        return report_type_title(report.type)
+
     @admin.display(description="state", ordering="state")
     def state_display(self, report: Report) -> str:
-        return report.get_state_display()
-
-    @admin.display(description="progress")
-    def progress(self, report: Report) -> str:
         from jobs.admin import progress_html
 
-        if report.state == ReportState.READY or report.job is None:
-            return "-"
-        return progress_html(report.job)
+        if report.is_finished or report.job is None:
+            return report.get_state_display()
+        return format_html("{} {}", report.get_state_display(), progress_html(report.job))
 
     @admin.display(description="size", ordering="size")
     def size_display(self, report: Report) -> str:

@@ -148,6 +148,11 @@ def get_report_type(name: str) -> ReportType:
         raise ValidationError({"type": [f"Unknown report type {name!r}."]}) from None
 
 
+def report_type_title(name: str) -> str:
+    """The type's title, or its name when no process here registers it any more."""
+    return _types[name].title if name in _types else name
+
+
 def report_types() -> list[ReportType]:
     return sorted(_types.values(), key=lambda kind: kind.title)
 

@@ -17,6 +17,7 @@ from django.core.files.storage import Storage, storages
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import strip_tags
 from django.utils.text import slugify
 
 from jobs import enqueue
@@ -195,5 +196,5 @@ def _storage_name(report: Report, extension: str) -> str:
 
 
 def _download_name(report: Report, extension: str) -> str:
-    stem = slugify(report.title)[:80] or report.type.replace(".", "-")
+    stem = slugify(strip_tags(report.title))[:80] or report.type.replace(".", "-")
     return f"{stem}-{report.created_at:%Y%m%d-%H%M}.{extension}"

@@ -12,12 +12,16 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from reports.forms import ReportRequestForm, add_service_errors
 from reports.models import Report, ReportState
-from reports.registry import get_report_type
+from reports.registry import get_report_type, report_type_title
 from reports.selectors import report_list_for_user, report_types_for_user
 from reports.services import report_from_signed, report_request, report_storage
 from tenants.selectors import tenant_list_with_role
@@ -66,7 +70,17 @@ def report_new(request: HttpRequest, type_name: str) -> HttpResponse:
 @login_required
 def report_detail(request: HttpRequest, pk) -> HttpResponse:
     report = get_object_or_404(report_list_for_user(user=request.user), pk=pk)
-    return render(request, "reports/detail.html", {"report": report, "status": report_status_payload(report)})
+    return render(request, "reports/detail.html", {"report": report, "status": report_status_payload(report),
+                                                   "type_title": report_type_title(report.type),
+                                                   "parameters": _described(report)})
+
+
+def _described(report: Report) -> list[tuple[str, str]]:
+    try:
+        report_type = get_report_type(report.type)
+        return report_type.describe_parameters(report_type.typed_parameters(report.parameters))
+    except ValidationError:  # a type no longer registered, or changed since: show what was stored
+        return [(name, str(value)) for name, value in report.parameters.items()]
 
 
 @never_cache
@@ -81,17 +95,17 @@ def report_status_payload(report: Report) -> dict:
     """What the status page shows and polls: the report's state, its job's progress, the file."""
     job = report.job
     progress = 100 if report.state == ReportState.READY else (job.progress if job else 0)
-    message = job.progress_message if job else ""
+    message = job.progress_message if job and not report.is_finished else ""
     if job and job.status == "retrying" and report.state == ReportState.RUNNING:
         message = f"Retrying after an error: {job.last_error.splitlines()[0] if job.last_error else 'unknown'}"
     payload = {"state": report.state, "state_label": report.get_state_display(), "progress": progress,
                "message": message, "error": report.error, "finished": report.is_finished,
-               "download_url": None, "size": report.size, "rows": report.rows, "filename": report.filename,
+               "download_url": None, "details": "", "size": report.size, "rows": report.rows, "filename": report.filename,
                "expires_at": report.expires_at.isoformat() if report.expires_at else None}
     if report.is_ready:
-        from django.urls import reverse
-
         payload["download_url"] = reverse("reports:download", args=[report.pk])
+        payload["details"] = (f"{report.rows:,} rows, {filesizeformat(report.size)}; available until "
+                              f"{date_format(localtime(report.expires_at), 'Y-m-d H:i')}")
     return payload
 
 

@@ -170,3 +170,31 @@ def test_running_it_again_after_success_writes_nothing_new(acme, alice, history)
     assert report.state == ReportState.READY
     with report_storage().open(report.path, "rb") as stored:
         assert stored.read() == raw
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
+def test_memory_does_not_grow_with_rows(fmt, tmp_path):
+    """50,000 rows pass through the writer; its peak allocation stays that of a few rows."""
+    import datetime
+    import tracemalloc
+    import uuid
+
+    from reports.formats import write_report
+    from reports.registry import ReportData, Table
+
+    def rows():
+        start = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
+        for n in range(50_000):
+            yield (uuid.UUID(int=n), "email.send", "succeeded", n, start + datetime.timedelta(seconds=n),
+                   {"to": f"user{n}@example.test"}, f"=cmd|' /C calc'!A{n}")
+
+    table = Table("jobs", "Jobs", ["id", "kind", "status", "n", "created_at", "payload", "note"], rows=rows)
+    with open(tmp_path / f"out.{fmt}", "wb") as out:
+        tracemalloc.start()
+        written = write_report(ReportData(tables=[table]), fmt=fmt, out=out, meta={"title": "t"},
+                               on_rows=lambda *_: None)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert written.rows == 50_000
+    assert peak < 1_000_000, f"peak {peak} bytes"
+    assert (tmp_path / f"out.{fmt}").stat().st_size > 50_000 * 60

@@ -15,7 +15,7 @@
     if (status.download_url) {
       field("download_url").href = status.download_url;
       field("download_url").textContent = "Download " + status.filename;
-      field("details").textContent = status.rows + " rows";
+      field("details").textContent = status.details;
       field("download").hidden = false;
     }
   }
