@@ -126,8 +126,11 @@ def report_download_signed(request: HttpRequest, token: str) -> FileResponse:
 def _file_response(report: Report) -> FileResponse:
     if not report.is_ready:
         raise Http404("The file is not ready or has expired.")
-    response = FileResponse(report_storage().open(report.path, "rb"), as_attachment=True,
-                            filename=report.filename, content_type=report.content_type)
+    try:
+        stored = report_storage().open(report.path, "rb")
+    except FileNotFoundError:
+        raise Http404("The file is gone from storage.") from None
+    response = FileResponse(stored, as_attachment=True, filename=report.filename, content_type=report.content_type)
     response["Cache-Control"] = "private, no-store"
     response["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(report.checksum)).decode()}:"
     return response

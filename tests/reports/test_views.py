@@ -183,3 +183,14 @@ def test_the_tenant_admin_action_exports_the_tenants_data(client, acme, globex, 
     assert (report.tenant, report.type, report.format) == (acme, "exports.tenant_data", "csv")
     assert reverse("reports:detail", args=[report.pk]) in response.content.decode()
     assert Job.objects.get(pk=report.job_id).source == "admin"
+
+
+def test_a_file_lost_from_storage_is_a_404_not_an_error(client, acme, alice, history):
+    from reports.services import report_storage
+
+    report = report_request(tenant=acme, user=alice, type="jobs.audit", format="csv", parameters=RANGE)
+    work()
+    report.refresh_from_db()
+    report_storage().delete(report.path)
+    client.force_login(alice)
+    assert client.get(reverse("reports:download", args=[report.pk])).status_code == 404

@@ -85,3 +85,14 @@ class Command(BaseCommand):
         WebhookEndpoint.objects.get_or_create(tenant=acme, url="https://receiver.acme.invalid/webhooks",
                                               defaults={"description": "Demo: an endpoint that is down"})
         webhook_send(tenant=acme, event_type="invoice.paid", payload={"invoice": 1042, "amount": "99.00"})
+        self._reports(acme)
+
+    def _reports(self, acme) -> None:
+        from reports.services import report_request
+
+        alice = get_user_model().objects.get(username="alice")
+        today = timezone.localdate()
+        report_request(tenant=acme, user=alice, type="jobs.activity", format="pdf", source=Source.CLI,
+                       title="Demo: job activity this week",
+                       parameters={"start": today - timedelta(days=6), "end": today})
+        report_request(tenant=acme, user=alice, type="exports.tenant_data", format="csv", source=Source.CLI)
