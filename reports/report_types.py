@@ -98,9 +98,16 @@ def _percentiles(jobs: QuerySet) -> dict[str, tuple]:
     result = {}
     for kind, values in durations.items():
         values.sort()
-        pick = lambda q: values[min(len(values) - 1, round(q * (len(values) - 1)))]  # noqa: E731
-        result[kind] = (pick(0.5), pick(0.95), values[-1])
+        result[kind] = (_continuous(values, 0.5), _continuous(values, 0.95), values[-1])
     return result
+
+
+def _continuous(ordered: list[datetime.timedelta], fraction: float) -> datetime.timedelta:
+    """PERCENTILE_CONT: interpolated between the two nearest ranks."""
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 class JobActivityParameters(DateRange):
