@@ -22,7 +22,6 @@ class ReportAdmin(TenantScopedAdmin):
     list_filter = ["state", "format", "type", ("tenant", ScopedTenantFilter), "created_at"]
     list_select_related = ["tenant", "job", "requested_by"]
     search_fields = ["title"]
-    date_hierarchy = None
     fields = ["title", "tenant", "type_title", "format", "parameters", "state_display", "error", "requested_by",
               "notify", "created_at", "started_at", "finished_at", "rows", "size_display", "checksum", "expires_at",
               "job_link", "download"]
