@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "jobs",
     "jobs.mail",
     "jobs.webhooks",
+    "jobs.schedules",
     "reports",
 ]
 
@@ -212,6 +213,13 @@ JOBS_RETENTION_FAILED_DAYS = env.int("JOBS_RETENTION_FAILED_DAYS", default=30)
 JOBS_RETENTION_DELIVERIES_DAYS = env.int("JOBS_RETENTION_DELIVERIES_DAYS", default=30)
 JOBS_CLEANUP_HOUR = env.int("JOBS_CLEANUP_HOUR", default=3)
 JOBS_CLEANUP_BATCH = env.int("JOBS_CLEANUP_BATCH", default=1000)
+
+# --- Cron schedules (jobs.schedules) ---
+# A fire time reached later than this (no scheduler was running) counts as missed: the schedule's
+# misfire policy decides whether it still runs.
+SCHEDULES_MISFIRE_GRACE_SECONDS = env.int("SCHEDULES_MISFIRE_GRACE_SECONDS", default=60)
+# "Run every missed run" catches up at most this many (the latest ones).
+SCHEDULES_CATCHUP_LIMIT = env.int("SCHEDULES_CATCHUP_LIMIT", default=50)
 
 # --- Outbound webhooks ---
 # http:// destinations and loopback addresses are for development only; production refuses both.

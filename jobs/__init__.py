@@ -15,7 +15,7 @@ from jobs.exceptions import GiveUp, RetryAfter, Snooze
 from jobs.registry import job_kind
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from jobs.models import Job
 
@@ -29,13 +29,15 @@ def enqueue(
     payload: dict[str, Any],
     user=None,
     run_at: datetime | None = None,
+    delay: timedelta | float | None = None,
     idempotency_key: str | None = None,
     source: str = "view",
 ) -> Job:
-    """Store a job of `kind` for `tenant` (None for a system job); it is handed to RQ after commit."""
+    """Store a job of `kind` for `tenant` (None for a system job); it is handed to RQ after commit, or
+    when due with `run_at` or `delay` (a timedelta or seconds)."""
     from jobs.services import job_enqueue
 
-    return job_enqueue(kind=kind, tenant=tenant, payload=payload, user=user, run_at=run_at,
+    return job_enqueue(kind=kind, tenant=tenant, payload=payload, user=user, run_at=run_at, delay=delay,
                        idempotency_key=idempotency_key, source=source)
 
 

@@ -26,7 +26,7 @@ from django.utils.http import urlencode
 
 from jobs import selectors, staff
 from jobs.models import (
-    SHORT_ID_LENGTH, TERMINAL, UNFINISHED, WAITING, AuditAction, AuditEvent, AuditState, Job, Status,
+    SHORT_ID_LENGTH, TERMINAL, UNFINISHED, WAITING, AuditAction, AuditEvent, AuditState, Job, Source, Status,
     short_id_expression,
 )
 from jobs.registry import kind_names
@@ -165,7 +165,7 @@ class JobAdmin(TenantScopedAdmin):
     change_form_template = "admin/jobs/job/change_form.html"
     fieldsets = [
         (None, {"fields": ["id", "kind", "tenant", "status_badge", "progress_bar", "attempts_display", "queue",
-                           "source", "enqueued_by", "idempotency_key", "pinned"]}),
+                           "source_display", "enqueued_by", "idempotency_key", "pinned"]}),
         ("Timing", {"fields": ["created_at", "enqueued_at", "started_at", "finished_at", "run_at",
                                "duration_display", "timeout"]}),
         ("Data", {"fields": ["payload_pretty", "result_pretty", "last_error", "error_fingerprint"]}),
@@ -194,6 +194,19 @@ class JobAdmin(TenantScopedAdmin):
         return lookup in ("error_fingerprint", "status__in") or super().lookup_allowed(lookup, value, request)
 
     # --- columns -----------------------------------------------------------------------------------
+
+    @admin.display(description="source")
+    def source_display(self, job: Job) -> str:
+        if job.source != Source.SCHEDULE:
+            return job.get_source_display()
+        from jobs.schedules.models import ScheduleRun
+
+        run = ScheduleRun.objects.filter(job_id=job.pk).select_related("schedule").first()
+        if run is None:
+            return job.get_source_display()
+        return format_html('Schedule <a href="{}">{}</a> ({}, for {})',
+                           reverse("admin:schedules_schedule_change", args=[run.schedule_id]), run.schedule.name,
+                           run.get_outcome_display().lower(), f"{run.fire_at.astimezone(run.schedule.tz):%Y-%m-%d %H:%M %Z}")
 
     @admin.display(description="id")
     def short_id_link(self, job: Job) -> str:

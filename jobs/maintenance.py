@@ -78,7 +78,7 @@ def _delete_jobs(rows: QuerySet, progress) -> Counter:
             progress(f"{sum(deleted.values())} jobs deleted")
 
 
-def _delete_in_batches(rows: QuerySet, tenant_field: str) -> Counter:
+def delete_in_batches(rows: QuerySet, tenant_field: str) -> Counter:
     deleted: Counter = Counter()
     slugs = dict(Tenant.objects.values_list("pk", "slug"))
     while True:
@@ -94,7 +94,7 @@ def _delete_expired_deliveries(now: datetime) -> Counter:
     from jobs.webhooks.models import WebhookDelivery
 
     cutoff = now - timedelta(days=settings.JOBS_RETENTION_DELIVERIES_DAYS)
-    return _delete_in_batches(WebhookDelivery.objects.filter(created_at__lt=cutoff), "message__tenant_id")
+    return delete_in_batches(WebhookDelivery.objects.filter(created_at__lt=cutoff), "message__tenant_id")
 
 
 def _delete_expired_emails(now: datetime) -> Counter:
@@ -104,7 +104,7 @@ def _delete_expired_emails(now: datetime) -> Counter:
 
     days = max(settings.JOBS_RETENTION_FAILED_DAYS, settings.JOBS_RETENTION_SUCCEEDED_DAYS)
     rows = OutboundEmail.objects.filter(created_at__lt=now - timedelta(days=days), state__in=SETTLED)
-    return _delete_in_batches(rows, "tenant_id")
+    return delete_in_batches(rows, "tenant_id")
 
 
 def cleanup_key(day) -> str:

@@ -289,6 +289,12 @@ class AuditAction(models.TextChoices):
     UNPIN = "unpin", "Unpin"
     RESEND = "resend", "Resend"
     ROTATE_SECRET = "rotate_secret", "Rotate webhook secret"
+    SCHEDULE_ADD = "schedule_add", "Add schedule"
+    SCHEDULE_CHANGE = "schedule_change", "Change schedule"
+    SCHEDULE_DELETE = "schedule_delete", "Delete schedule"
+    SCHEDULE_PAUSE = "schedule_pause", "Pause schedule"
+    SCHEDULE_RESUME = "schedule_resume", "Resume schedule"
+    SCHEDULE_RUN_NOW = "schedule_run_now", "Run schedule now"
 
 
 class AuditState(models.TextChoices):

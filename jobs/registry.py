@@ -29,6 +29,7 @@ class Kind:
     backoff_max: float
     jitter: float
     schema: type[pydantic.BaseModel]
+    public: bool = False
 
     def validate(self, payload: Any) -> dict[str, Any]:
         """The payload as stored: checked, defaults filled in. Raises ValidationError naming the field."""
@@ -88,12 +89,14 @@ def job_kind(
     backoff_max: float = 3600.0,
     jitter: float = 0.2,
     schema: type[pydantic.BaseModel] | None = None,
+    public: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `handler(ctx, **payload)` as the job kind `name`.
 
     The payload schema is `schema`, or else built from the handler's typed keyword parameters. `backoff`
     is a base in seconds (doubled per attempt up to `backoff_max`), a list of delays, or a function of
-    the attempt number.
+    the attempt number. `public` kinds are the ones tenant staff may start themselves (from a schedule);
+    the others are started by code only.
     """
     if queue not in settings.RQ_QUEUES:
         raise ImproperlyConfigured(f"job kind {name!r}: unknown queue {queue!r}")
@@ -114,6 +117,7 @@ def job_kind(
             backoff_max=backoff_max,
             jitter=jitter,
             schema=schema or schema_from_signature(name, handler),
+            public=public,
         )
         return handler
 
@@ -131,6 +135,11 @@ def get_kind(name: str) -> Kind:
 def kind_names() -> list[str]:
     """Every registered kind's name, sorted: the admin's kind filter, without scanning the jobs table."""
     return sorted(_kinds)
+
+
+def public_kind_names() -> list[str]:
+    """Kinds tenant staff may start themselves, sorted."""
+    return sorted(name for name, kind in _kinds.items() if kind.public)
 
 
 def schema_from_signature(name: str, handler: Callable[..., Any]) -> type[pydantic.BaseModel]:

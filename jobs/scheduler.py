@@ -1,9 +1,11 @@
 """The rq-scheduler process (`manage.py rqscheduler`), which is also the engine's clock.
 
-Every tick it relays due jobs (delayed, retrying, pending after a Redis outage); every reconcile
-interval it runs a reconciler pass and enqueues the daily retention cleanup when it is due (so the
-cleanup needs no set-up); at rq-scheduler's own interval it moves rq-scheduler's jobs.
-A Redis outage is logged and waited out instead of ending the process.
+Every tick it relays due jobs (delayed, retrying, pending after a Redis outage) and moves rq-scheduler's
+due entries: a cron schedule's entry fires that schedule from the database (`jobs.tasks.fire_schedule`)
+instead of going to a queue, any other entry goes to its queue as rq-scheduler would. At start and on
+every reconcile pass it makes the schedules' entries match the database (`schedules_sync`: idempotent,
+so restarts never double a schedule), runs a reconciler pass and enqueues the daily retention cleanup
+when it is due. A Redis outage is logged and waited out instead of ending the process.
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from django.conf import settings
 from django.db import close_old_connections
 from django_rq.queues import DjangoScheduler
 
-from jobs import maintenance, reconciler, transport
+from jobs import maintenance, reconciler, tasks, transport
 from jobs.relay import relay
+from jobs.schedules.services import schedules_sync
 
 logger = logging.getLogger(__name__)
 
@@ -24,18 +27,22 @@ class TrackedScheduler(DjangoScheduler):
     def run(self, burst: bool = False) -> None:
         self._register_birth_when_reachable()
         self._install_signal_handlers()
-        next_rq_pass = next_reconcile = 0.0
+        synced = False
+        next_reconcile = 0.0
         try:
             while True:
                 now = time.monotonic()
                 try:
                     self.heartbeat()
-                    if now >= next_rq_pass:
-                        next_rq_pass = now + self._interval
-                        self._move_rq_scheduler_jobs()
+                    if not synced:
+                        schedules_sync()  # this process's first look, whoever leads the passes
+                        synced = True
+                    # Every tick, not rq-scheduler's minute: a cron firing is due to the second.
+                    self._move_rq_scheduler_jobs()
                     if now >= next_reconcile:
                         next_reconcile = now + settings.JOBS_RECONCILE_SECONDS
                         if reconciler.reconcile_if_leader() is not None:
+                            schedules_sync()
                             maintenance.cleanup_ensure_daily()
                     else:
                         relay()
@@ -66,6 +73,21 @@ class TrackedScheduler(DjangoScheduler):
     def heartbeat(self) -> None:
         # The key must outlive our short tick, not rq-scheduler's long interval alone.
         self.connection.expire(self.key, int(max(self._interval, settings.JOBS_TICK_SECONDS)) + 10)
+
+    def enqueue_job(self, job) -> None:
+        schedule_id = transport.schedule_of_entry(job.id)
+        if schedule_id is None:
+            super().enqueue_job(job)
+            return
+        # Firing re-registers the entry at the next fire time (or removes it); if it fails the entry
+        # stays due and the next tick tries again, without holding up the other entries.
+        try:
+            tasks.fire_schedule(schedule_id)
+        except transport.TransportError:
+            raise
+        except Exception:
+            logger.exception("Schedule %s could not fire; trying again at the next tick", schedule_id)
+            close_old_connections()
 
     def _move_rq_scheduler_jobs(self) -> None:
         if self.acquire_lock():

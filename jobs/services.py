@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Collection, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -36,15 +36,19 @@ def job_enqueue(
     payload: Mapping[str, Any],
     user=None,
     run_at: datetime | None = None,
+    delay: timedelta | float | None = None,
     idempotency_key: str | None = None,
     source: str = Source.VIEW,
 ) -> Job:
     """Store a job in the caller's transaction and hand it to RQ after commit.
 
-    Bad input raises a ValidationError naming the field; nothing is stored then. With an
+    With `run_at` (or `delay`, a timedelta or seconds) the job waits `scheduled` in the database until
+    due. Bad input raises a ValidationError naming the field; nothing is stored then. With an
     idempotency key, an unfinished job of the same tenant and key is returned instead of a new one.
     """
     spec = get_kind(kind)
+    if delay is not None:
+        run_at = _run_at_after(delay, run_at)
     job = _build_job(spec, tenant=tenant, payload=payload, user=user, run_at=run_at,
                      idempotency_key=idempotency_key, source=source)
     if idempotency_key is None:
@@ -160,6 +164,15 @@ def _new_job(spec: Kind, *, tenant, payload, user, source, status, now, run_at=N
 @functools.cache
 def _defaults() -> dict[str, Any]:
     return {field.attname: field.get_default() for field in Job._meta.concrete_fields}
+
+
+def _run_at_after(delay, run_at) -> datetime:
+    if run_at is not None:
+        raise ValidationError({"delay": ["Give run_at or delay, not both."]})
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < 10 * 365 * 86400:
+        raise ValidationError({"delay": ["Must be a timedelta or a number of seconds, from 0 up to ten years."]})
+    return timezone.now() + timedelta(seconds=seconds)
 
 
 def _check_tenant(tenant: Tenant | None) -> None:

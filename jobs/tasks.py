@@ -1,4 +1,6 @@
-"""The one RQ entry point. RQ carries a Job id and nothing else; everything else is in the database."""
+"""RQ entry points. Workers run one: `run_job`, whose only argument is a Job id; everything else is in
+the database. The scheduler process runs the other: `fire_schedule`, for a cron schedule's
+rq-scheduler entry (workers refuse it)."""
 from __future__ import annotations
 
 from jobs import runtime
@@ -14,3 +16,10 @@ def run_job(job_id: str) -> dict[str, str]:
     result = runtime.attempt_execute(claim)
     deliver(result)
     return runtime.raise_or_report(result)
+
+
+def fire_schedule(schedule_id: int) -> int:
+    """Fire what is due of the schedule whose rq-scheduler entry came due; returns how many runs it made."""
+    from jobs.schedules.services import schedule_fire_due
+
+    return len(schedule_fire_due(schedule_id=schedule_id))

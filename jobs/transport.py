@@ -10,6 +10,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import django_rq
 from django.conf import settings
@@ -224,6 +225,71 @@ def stop(job_id: str) -> bool:
 def acquire_lock(name: str, *, ttl: float) -> bool:
     """True if this process took the named lock; it expires by itself after `ttl` seconds."""
     return bool(get_connection().set(name, os.getpid(), nx=True, px=max(1, int(ttl * 1000))))
+
+
+# --- rq-scheduler entries for cron schedules ---------------------------------------------------------
+# One entry per enabled schedule, under a stable id, set to the schedule's next fire time. When it comes
+# due the scheduler process fires the schedule from the database (jobs.scheduler); no worker ever runs
+# the entry, so its function is not on the workers' allowlist.
+
+SCHEDULE_ENTRY_FUNCTION = "jobs.tasks.fire_schedule"
+SCHEDULE_ENTRY_PREFIX = "schedule-"
+
+
+def schedule_entry_id(schedule_id: int) -> str:
+    return f"{SCHEDULE_ENTRY_PREFIX}{schedule_id}"
+
+
+def schedule_of_entry(entry_id: str) -> int | None:
+    """The schedule an rq-scheduler entry stands for, or None for any other scheduled RQ job."""
+    head, _, tail = entry_id.partition(SCHEDULE_ENTRY_PREFIX)
+    return int(tail) if not head and tail.isdigit() else None
+
+
+def get_scheduler():
+    queue = get_queue("default")
+    return django_rq.get_scheduler("default", queue=queue, connection=queue.connection)
+
+
+def schedule_entries() -> dict[int, float]:
+    """The schedules rq-scheduler holds: schedule id -> wake-up time (unix seconds)."""
+    scheduler = get_scheduler()
+    entries = scheduler.connection.zrange(scheduler.scheduled_jobs_key, 0, -1, withscores=True)
+    found = {}
+    for raw, score in entries:
+        schedule_id = schedule_of_entry(raw.decode())
+        if schedule_id is not None:
+            found[schedule_id] = score
+    return found
+
+
+def schedule_entries_set(wake_ups: dict[int, datetime]) -> None:
+    """Register (or move) each schedule's entry; the stable id makes registering twice a no-op."""
+    if not wake_ups:
+        return
+    scheduler = get_scheduler()
+    with scheduler.connection.pipeline() as pipe:
+        for schedule_id in wake_ups:
+            pipe.exists(RQJob.key_for(schedule_entry_id(schedule_id)))
+        present = pipe.execute()
+    for (schedule_id, wake_up), exists in zip(wake_ups.items(), present, strict=True):
+        entry_id = schedule_entry_id(schedule_id)
+        if exists:
+            scheduler.connection.zadd(scheduler.scheduled_jobs_key, {entry_id: wake_up.timestamp()})
+        else:
+            scheduler.schedule(wake_up, SCHEDULE_ENTRY_FUNCTION, args=[schedule_id], id=entry_id,
+                               description=f"cron schedule {schedule_id}", result_ttl=0)
+
+
+def schedule_entries_remove(schedule_ids: Iterable[int]) -> None:
+    ids = [schedule_entry_id(schedule_id) for schedule_id in schedule_ids]
+    if not ids:
+        return
+    scheduler = get_scheduler()
+    with scheduler.connection.pipeline() as pipe:
+        pipe.zrem(scheduler.scheduled_jobs_key, *ids)
+        pipe.delete(*(RQJob.key_for(entry_id) for entry_id in ids))
+        pipe.execute()
 
 
 def workers_by_queue() -> dict[str, int]:
