@@ -52,7 +52,8 @@ def schedules_set_enabled(*, schedules: Collection[Schedule], enabled: bool, use
     fire times it was paused for."""
     changed = []
     with transaction.atomic():
-        for schedule in Schedule.objects.select_for_update().filter(pk__in=[s.pk for s in schedules], enabled=not enabled):
+        rows = Schedule.objects.filter(pk__in=[s.pk for s in schedules], enabled=not enabled)
+        for schedule in rows.select_for_update(of=("self",)).order_by("pk"):
             schedule.enabled = enabled
             schedule.fired_through = max(schedule.fired_through, timezone.now())
             schedule.next_fire_at = schedule.compute_next_fire_at()
