@@ -30,6 +30,7 @@ from jobs.mail.models import OutboundEmail
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from jobs.models import AuditAction, AuditEvent, AuditEventJob, Job, QueueState, Status
 from jobs.staff import JOB_ACTIONS
+from jobs.schedules.models import Schedule
 from reports.models import Report
 from tenants.admin import TenantScopedAdmin
 from tenants.models import Membership, Role, Tenant
@@ -108,6 +109,15 @@ def make_report(tenant: Tenant, user) -> tuple[Report, list[str]]:
     return report, [secret(tenant, "report"), secret(tenant, "report-parameter"), str(report.pk)]
 
 
+def make_schedule(tenant: Tenant, user) -> tuple[Schedule, list[str]]:
+    from jobs.schedules.services import schedule_run_now, schedule_save
+
+    schedule = schedule_save(schedule=Schedule(tenant=tenant, name=secret(tenant, "schedule"), kind="tests.echo",
+                                               payload={"text": secret(tenant, "schedule-payload")}, cron="0 3 * * *"))
+    run = schedule_run_now(schedule=schedule)
+    return schedule, [secret(tenant, "schedule"), secret(tenant, "schedule-payload"), run.job.short_id]
+
+
 # Every registered model needs an entry; `user` is the tenant's staff member (alice or charlie).
 FACTORIES: dict[type[Model], Callable[[Tenant, object], tuple[Model, list[str]]]] = {
     Tenant: lambda tenant, user: (tenant, [tenant.name, tenant.slug]),
@@ -120,6 +130,7 @@ FACTORIES: dict[type[Model], Callable[[Tenant, object], tuple[Model, list[str]]]
     WebhookEndpoint: make_endpoint,
     WebhookMessage: make_webhook_message,
     Report: make_report,
+    Schedule: make_schedule,
 }
 REGISTERED = list(admin.site._registry)
 UNSCOPED = [model for model in REGISTERED if not isinstance(admin.site._registry[model], TenantScopedAdmin)]
@@ -178,7 +189,7 @@ OBJECT_PARAMS = {"object_id", "id"}  # Django's views name it object_id; UserAdm
 
 def sample_args() -> dict[str, list[str]]:
     """Values for the non-object parameters of the project's custom admin views."""
-    return {"action": list(JOB_ACTIONS), "name": list(settings.RQ_QUEUES),
+    return {"action": [*JOB_ACTIONS, "run_now", "pause", "resume"], "name": list(settings.RQ_QUEUES),
             "operation": ["pause", "resume", "cancel-waiting"]}
 
 

@@ -109,7 +109,7 @@ class ScheduleAdmin(TenantScopedAdmin):
         return super().get_queryset(request).annotate(
             last_fire_at=Subquery(latest.values("fire_at")[:1]),
             last_outcome=Subquery(latest.values("outcome")[:1]),
-            last_job_status=Subquery(Job.objects.filter(pk=Subquery(latest.values("job_id")[:1])).values("status")[:1]),
+            last_job_status=Subquery(latest.values("job__status")[:1]),
         )
 
     def has_operate_permission(self, request) -> bool:
