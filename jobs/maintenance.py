@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from jobs.models import Attempt, Job, Source, Status
+from jobs.models import Attempt, Job, Status
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -107,24 +107,22 @@ def _delete_expired_emails(now: datetime) -> Counter:
     return delete_in_batches(rows, "tenant_id")
 
 
-def cleanup_key(day) -> str:
-    return f"{CLEANUP_KIND}:{day:%Y-%m-%d}"
+CLEANUP_SCHEDULE_NAME = "Retention cleanup"
 
 
-def cleanup_ensure_daily(*, now: datetime | None = None) -> Job | None:
-    """Enqueue today's cleanup once its hour (JOBS_CLEANUP_HOUR, UTC) has come; the scheduler calls this
-    on every reconcile pass, so the cleanup needs no set-up. Returns the job it enqueued, if any."""
-    from jobs.services import job_enqueue
+def cleanup_schedule_ensure():
+    """The built-in system schedule of the daily cleanup, at JOBS_CLEANUP_HOUR UTC, created the first
+    time a scheduler starts (and again if deleted: pause it to stop it). Returns it."""
+    from jobs.schedules.models import MisfirePolicy, Schedule
+    from jobs.schedules.services import schedule_save
 
-    now = now or timezone.now()
-    now_utc = now.astimezone(UTC)
-    if now_utc.hour < settings.JOBS_CLEANUP_HOUR:
-        return None
-    key = cleanup_key(now_utc.date())
-    if Job.objects.filter(kind=CLEANUP_KIND, idempotency_key=key).exists():
-        return None
+    existing = Schedule.objects.filter(tenant=None, kind=CLEANUP_KIND).order_by("pk").first()
+    if existing is not None:
+        return existing
+    schedule = Schedule(tenant=None, name=CLEANUP_SCHEDULE_NAME, kind=CLEANUP_KIND, payload={},
+                        cron=f"0 {settings.JOBS_CLEANUP_HOUR} * * *", timezone="UTC", misfire_policy=MisfirePolicy.ONCE)
     try:
         with transaction.atomic():
-            return job_enqueue(kind=CLEANUP_KIND, tenant=None, payload={}, idempotency_key=key, source=Source.SCHEDULE)
-    except IntegrityError:
-        return None
+            return schedule_save(schedule=schedule)
+    except IntegrityError:  # another scheduler made it a moment ago
+        return Schedule.objects.get(tenant=None, name=CLEANUP_SCHEDULE_NAME)

@@ -4,8 +4,8 @@ Every tick it relays due jobs (delayed, retrying, pending after a Redis outage) 
 due entries: a cron schedule's entry fires that schedule from the database (`jobs.tasks.fire_schedule`)
 instead of going to a queue, any other entry goes to its queue as rq-scheduler would. At start and on
 every reconcile pass it makes the schedules' entries match the database (`schedules_sync`: idempotent,
-so restarts never double a schedule), runs a reconciler pass and enqueues the daily retention cleanup
-when it is due. A Redis outage is logged and waited out instead of ending the process.
+so restarts never double a schedule) and runs a reconciler pass; at start it also makes sure the
+built-in "Retention cleanup" system schedule exists. A Redis outage is logged and waited out instead of ending the process.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ class TrackedScheduler(DjangoScheduler):
                 try:
                     self.heartbeat()
                     if not synced:
+                        maintenance.cleanup_schedule_ensure()
                         schedules_sync()  # this process's first look, whoever leads the passes
                         synced = True
                     # Every tick, not rq-scheduler's minute: a cron firing is due to the second.
@@ -43,7 +44,6 @@ class TrackedScheduler(DjangoScheduler):
                         next_reconcile = now + settings.JOBS_RECONCILE_SECONDS
                         if reconciler.reconcile_if_leader() is not None:
                             schedules_sync()
-                            maintenance.cleanup_ensure_daily()
                     else:
                         relay()
                 except transport.TransportError as exc:

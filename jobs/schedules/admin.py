@@ -89,15 +89,16 @@ class ScheduleAdmin(TenantScopedAdmin):
     search_fields = ["name", "kind"]
     list_select_related = ["tenant"]
     actions = ["run_now", "pause", "resume"]
-    readonly_fields = ["when", "upcoming", "recent_runs", "created_by", "created_at"]
+    readonly_fields = ["in_words", "upcoming", "recent_runs", "created_by", "created_at"]
     change_form_template = "admin/schedules/schedule/change_form.html"
 
     def get_fieldsets(self, request, obj=None):
         main = (None, {"fields": ["tenant", "name", "kind", "payload"]})
-        timing = ("When", {"fields": ["cron", "timezone", "misfire_policy", "start_at", "end_at", "enabled"]})
+        timing = ["cron", "timezone", "misfire_policy", "start_at", "end_at", "enabled"]
         if obj is None:
-            return [main, timing]
-        return [main, timing, ("Runs", {"fields": ["when", "upcoming", "recent_runs", "created_by", "created_at"]})]
+            return [main, ("When", {"fields": timing})]
+        return [main, ("When", {"fields": ["in_words", *timing]}),
+                ("Runs", {"fields": ["upcoming", "recent_runs", "created_by", "created_at"]})]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -120,6 +121,10 @@ class ScheduleAdmin(TenantScopedAdmin):
     @admin.display(description="when")
     def when(self, schedule: Schedule) -> str:
         return format_html("{} <small>({}, {})</small>", schedule.description, schedule.cron, schedule.timezone)
+
+    @admin.display(description="in words")
+    def in_words(self, schedule: Schedule) -> str:
+        return self.when(schedule)
 
     @admin.display(description="state")
     def state(self, schedule: Schedule) -> str:

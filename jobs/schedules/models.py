@@ -26,8 +26,8 @@ class Schedule(models.Model):
     payload = models.JSONField(default=dict, blank=True, help_text="The job's payload, checked against the kind's schema.")
     cron = models.CharField("cron expression", max_length=120,
                             help_text="minute hour day-of-month month day-of-week, e.g. '30 2 * * 1', or @daily.")
-    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA name, e.g. Europe/Berlin.")
-    enabled = models.BooleanField(default=True, help_text="Paused schedules fire nothing, and do not catch up when resumed.")
+    timezone = models.CharField("time zone", max_length=64, default="UTC", help_text="IANA name, e.g. Europe/Berlin.")
+    enabled = models.BooleanField("active", default=True, help_text="Paused schedules fire nothing, and do not catch up when resumed.")
     misfire_policy = models.CharField(max_length=8, choices=MisfirePolicy.choices, default=MisfirePolicy.ONCE,
                                       help_text="What to do with runs missed while no scheduler was running.")
     start_at = models.DateTimeField(null=True, blank=True, help_text="Fire nothing before this.")

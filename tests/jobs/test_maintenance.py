@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jobs import enqueue
-from jobs.maintenance import CLEANUP_KIND, cleanup_ensure_daily, retention_cleanup
+from jobs.maintenance import CLEANUP_KIND, cleanup_schedule_ensure, retention_cleanup
+from jobs.schedules.services import schedule_fire_due
 from jobs.models import Attempt, Job, Status
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from tests.jobs import kinds  # noqa: F401  (registers tests.echo)
@@ -72,19 +73,22 @@ def test_it_deletes_expired_delivery_records(acme, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_enqueues_the_daily_cleanup_once_a_day_after_its_hour(settings):
+def test_the_daily_cleanup_is_a_built_in_system_schedule_that_runs_once_a_day(settings):
     settings.JOBS_CLEANUP_HOUR = 3
     with time_machine.travel(datetime(2026, 11, 22, 2, 0, tzinfo=UTC), tick=False):
-        assert cleanup_ensure_daily() is None
-    with time_machine.travel(datetime(2026, 11, 22, 3, 30, tzinfo=UTC), tick=False):
-        job = cleanup_ensure_daily()
-        assert job.kind == CLEANUP_KIND and job.tenant is None
+        schedule = cleanup_schedule_ensure()
+        assert cleanup_schedule_ensure() == schedule  # made once, whoever asks again
+        assert (schedule.tenant, schedule.kind, schedule.cron) == (None, CLEANUP_KIND, "0 3 * * *")
+        assert schedule_fire_due(schedule_id=schedule.pk) == []
+    with time_machine.travel(datetime(2026, 11, 22, 3, 0, 2, tzinfo=UTC), tick=False):
+        [run] = schedule_fire_due(schedule_id=schedule.pk)
+        assert run.job.kind == CLEANUP_KIND and run.job.tenant is None
         work()
-        job.refresh_from_db()
-        assert job.status == Status.SUCCEEDED and "jobs" in job.result
-        assert cleanup_ensure_daily() is None  # already done today
-    with time_machine.travel(datetime(2026, 11, 23, 3, 1, tzinfo=UTC), tick=False):
-        assert cleanup_ensure_daily() is not None
+        run.job.refresh_from_db()
+        assert run.job.status == Status.SUCCEEDED and "jobs" in run.job.result
+        assert schedule_fire_due(schedule_id=schedule.pk) == []  # already done today
+    with time_machine.travel(datetime(2026, 11, 23, 3, 0, 1, tzinfo=UTC), tick=False):
+        assert len(schedule_fire_due(schedule_id=schedule.pk)) == 1
     assert Job.objects.filter(kind=CLEANUP_KIND).count() == 2
 
 

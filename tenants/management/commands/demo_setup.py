@@ -37,6 +37,7 @@ class Command(BaseCommand):
                 self._user(username, password, superuser, tenants.get(slug), role)
             if not Job.objects.filter(tenant__in=tenants.values()).exists():
                 self._jobs(tenants)
+            self._schedules(tenants)
         lines = ["logins (development only):"] + [
             f"  {u:<6} / {p:<12} {'superuser' if s else f'staff, {r} of {t}'}" for u, p, s, t, r in LOGINS
         ]
@@ -70,6 +71,21 @@ class Command(BaseCommand):
                          run_at=timezone.now() + timedelta(hours=2), source=Source.CLI)
         job_cancel(job=doomed)
         self._built_in_work(acme)
+
+    def _schedules(self, tenants) -> None:
+        from jobs.schedules.models import MisfirePolicy, Schedule
+        from jobs.schedules.services import schedule_save
+
+        alice = get_user_model().objects.get(username="alice")
+        for slug, name, cron, zone, policy, payload in [
+            ("acme", "Health check every 5 minutes", "*/5 * * * *", "Europe/Berlin", MisfirePolicy.SKIP, {"steps": 3}),
+            ("acme", "Weekly deep check", "30 2 * * 1", "Europe/Berlin", MisfirePolicy.ONCE, {"seconds": 5, "steps": 5}),
+            ("globex", "Nightly ping", "0 2 * * *", "America/New_York", MisfirePolicy.ALL, {}),
+        ]:
+            if not Schedule.objects.filter(tenant=tenants[slug], name=name).exists():
+                schedule_save(schedule=Schedule(tenant=tenants[slug], name=name, kind="diagnostics.ping", cron=cron,
+                                                timezone=zone, misfire_policy=policy, payload=payload),
+                              user=alice if slug == "acme" else None)
 
     def _built_in_work(self, acme) -> None:
         from jobs.mail.services import email_bulk, email_send
