@@ -74,6 +74,14 @@ class TrackedScheduler(DjangoScheduler):
         # The key must outlive our short tick, not rq-scheduler's long interval alone.
         self.connection.expire(self.key, int(max(self._interval, settings.JOBS_TICK_SECONDS)) + 10)
 
+    def acquire_lock(self) -> bool:
+        # rq-scheduler's lock lives for its interval plus 10 s (70 s by default): a scheduler killed
+        # while holding it would keep every other one from firing for over a minute, past a schedule's
+        # misfire grace. A pass takes milliseconds and duplicates are refused by the database anyway.
+        self._lock_acquired = bool(self.connection.set(self.scheduler_lock_key, time.time(), nx=True,
+                                                       ex=int(settings.JOBS_TICK_SECONDS) + 10))
+        return self._lock_acquired
+
     def enqueue_job(self, job) -> None:
         schedule_id = transport.schedule_of_entry(job.id)
         if schedule_id is None:

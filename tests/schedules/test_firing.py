@@ -227,3 +227,12 @@ def test_the_scheduler_fires_a_due_entry_from_the_database_and_never_queues_the_
     [job] = jobs_of(schedule)
     assert job.status == Status.QUEUED and transport.get_queue(job.queue).job_ids == [str(job.pk)]
     assert entry_time(schedule) == datetime(2026, 12, 1, 9, tzinfo=UTC)  # woken again at the next fire time
+
+
+def test_a_scheduler_that_dies_holding_rq_schedulers_lock_holds_the_others_up_for_seconds_not_a_minute(
+        private_redis, settings):
+    settings.JOBS_TICK_SECONDS = 1
+    dying: TrackedScheduler = transport.get_scheduler()  # built with rq-scheduler's 60 s interval
+    assert dying.acquire_lock()  # ... and never removes it
+    assert 0 < private_redis.client().ttl(dying.scheduler_lock_key) <= 11
+    assert not transport.get_scheduler().acquire_lock()  # the lock still means something while it lives
