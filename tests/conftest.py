@@ -39,6 +39,15 @@ def point_rq_at(url: str, monkeypatch) -> None:
 
 
 @pytest.fixture
+def processes():
+    """manage.py subprocesses a test starts (tests.support.Process); all stopped when it ends."""
+    started = []
+    yield started
+    for process in started:
+        process.terminate()
+
+
+@pytest.fixture
 def acme(db) -> Tenant:
     return Tenant.objects.create(name="Acme Corp", slug="acme")
 

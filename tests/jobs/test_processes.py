@@ -26,14 +26,6 @@ def worker(redis_url: str, *extra: str, env=None) -> Process:
     return Process("rqworker", *QUEUES, *extra, redis_url=redis_url, env={**FAST_ENGINE_ENV, **(env or {})})
 
 
-@pytest.fixture
-def processes():
-    started: list[Process] = []
-    yield started
-    for process in started:
-        process.terminate()
-
-
 def test_a_forking_worker_runs_jobs_with_progress_and_retries(acme, private_redis, processes):
     ok = enqueue("diagnostics.ping", tenant=acme, payload={"steps": 3})
     flaky = enqueue("diagnostics.ping", tenant=acme, payload={"fail_times": 1})

@@ -21,14 +21,6 @@ QUEUES = ("critical", "high", "default", "low")
 ENGINE_ENV = {**FAST_ENGINE_ENV, "JOBS_TICK_SECONDS": "1"}
 
 
-@pytest.fixture
-def processes():
-    started: list[Process] = []
-    yield started
-    for process in started:
-        process.terminate()
-
-
 def scheduler(redis_url: str) -> Process:
     return Process("rqscheduler", redis_url=redis_url, env=ENGINE_ENV)
 
