@@ -214,6 +214,9 @@ JOBS_RETENTION_DELIVERIES_DAYS = env.int("JOBS_RETENTION_DELIVERIES_DAYS", defau
 JOBS_CLEANUP_HOUR = env.int("JOBS_CLEANUP_HOUR", default=3)
 JOBS_CLEANUP_BATCH = env.int("JOBS_CLEANUP_BATCH", default=1000)
 
+# Fairness: jobs a tenant may have queued or running at once (tenants and kinds may set their own; 0: no limit).
+JOBS_TENANT_CONCURRENCY = env.int("JOBS_TENANT_CONCURRENCY", default=50)
+
 # --- Cron schedules (jobs.schedules) ---
 # A fire time reached later than this (no scheduler was running) counts as missed: the schedule's
 # misfire policy decides whether it still runs.

@@ -15,13 +15,29 @@ from django.db.models.functions import Cast, Right
 from django.utils import timezone
 
 
+_last_id_time = (0, 0)  # (milliseconds, sequence) of this process's latest id
+
+
 def new_job_id() -> uuid.UUID:
-    """A time-ordered UUID (version 7 layout), so new rows land at the end of the primary key index."""
+    """A time-ordered UUID (version 7 layout), so new rows land at the end of the primary key index.
+
+    Within one millisecond a 12-bit sequence (RFC 9562, method 1) keeps one process's ids in the order
+    they were made: the relay hands held jobs over oldest first by id.
+    """
+    global _last_id_time
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    last_millis, sequence = _last_id_time
+    if millis <= last_millis:
+        millis, sequence = last_millis, sequence + 1
+        if sequence > 0xFFF:
+            millis, sequence = last_millis + 1, 0
+    else:
+        sequence = int.from_bytes(os.urandom(2), "big") & 0x3FF  # room to count up within the millisecond
+    _last_id_time = (millis, sequence)
+    rand = int.from_bytes(os.urandom(8), "big")
     value = (millis & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
-    value |= (rand >> 68 & 0xFFF) << 64
+    value |= sequence << 64
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return uuid.UUID(int=value)
@@ -41,10 +57,13 @@ class Status(models.TextChoices):
 UNFINISHED = (Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.RUNNING, Status.RETRYING)
 TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 WAITING = (Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.RETRYING)
+# What counts against a tenant's concurrency limit: handed to RQ, or running.
+ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
 
 # The only legal ways into each status. `JobQuerySet.transition` refuses everything else.
 ALLOWED_FROM: dict[str, tuple[str, ...]] = {
-    Status.PENDING: (Status.QUEUED, Status.FAILED, Status.CANCELLED),
+    # scheduled, retrying: due, but held back (the tenant is at its concurrency limit, or paused).
+    Status.PENDING: (Status.QUEUED, Status.FAILED, Status.CANCELLED, Status.SCHEDULED, Status.RETRYING),
     Status.QUEUED: (Status.PENDING, Status.SCHEDULED, Status.RETRYING),
     Status.RUNNING: (Status.QUEUED,),
     Status.SUCCEEDED: (Status.RUNNING,),
@@ -195,6 +214,10 @@ class Job(models.Model):
             # Only the rows the relay waits on: small, so cheap to keep up to date.
             models.Index(fields=["run_at"], name="job_due_run_at",
                          condition=Q(status__in=("scheduled", "retrying"))),
+            # Jobs held back per tenant (over its concurrency limit, paused, or Redis down), in the order
+            # the relay hands them over: one range scan per queue.
+            models.Index(fields=["tenant", "queue", "id"], name="job_pending_by_tenant",
+                         condition=Q(status="pending")),
         ]
         constraints = [
             # One unfinished job per idempotency key; the database enforces it, not a check-then-insert.
@@ -295,6 +318,8 @@ class AuditAction(models.TextChoices):
     SCHEDULE_PAUSE = "schedule_pause", "Pause schedule"
     SCHEDULE_RESUME = "schedule_resume", "Resume schedule"
     SCHEDULE_RUN_NOW = "schedule_run_now", "Run schedule now"
+    TENANT_PAUSE = "tenant_pause", "Pause a tenant's work"
+    TENANT_RESUME = "tenant_resume", "Resume a tenant's work"
 
 
 class AuditState(models.TextChoices):

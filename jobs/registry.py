@@ -30,6 +30,7 @@ class Kind:
     jitter: float
     schema: type[pydantic.BaseModel]
     public: bool = False
+    tenant_concurrency: int | None = None
 
     def validate(self, payload: Any) -> dict[str, Any]:
         """The payload as stored: checked, defaults filled in. Raises ValidationError naming the field."""
@@ -90,13 +91,15 @@ def job_kind(
     jitter: float = 0.2,
     schema: type[pydantic.BaseModel] | None = None,
     public: bool = False,
+    tenant_concurrency: int | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `handler(ctx, **payload)` as the job kind `name`.
 
     The payload schema is `schema`, or else built from the handler's typed keyword parameters. `backoff`
     is a base in seconds (doubled per attempt up to `backoff_max`), a list of delays, or a function of
     the attempt number. `public` kinds are the ones tenant staff may start themselves (from a schedule);
-    the others are started by code only.
+    the others are started by code only. `tenant_concurrency` caps how many jobs of this kind one tenant
+    may have queued or running at once (on top of the tenant's own limit).
     """
     if queue not in settings.RQ_QUEUES:
         raise ImproperlyConfigured(f"job kind {name!r}: unknown queue {queue!r}")
@@ -118,6 +121,7 @@ def job_kind(
             jitter=jitter,
             schema=schema or schema_from_signature(name, handler),
             public=public,
+            tenant_concurrency=tenant_concurrency,
         )
         return handler
 
@@ -135,6 +139,11 @@ def get_kind(name: str) -> Kind:
 def kind_names() -> list[str]:
     """Every registered kind's name, sorted: the admin's kind filter, without scanning the jobs table."""
     return sorted(_kinds)
+
+
+def kind_caps() -> dict[str, int]:
+    """Kinds with a per-tenant concurrency cap: kind name -> cap."""
+    return {name: kind.tenant_concurrency for name, kind in _kinds.items() if kind.tenant_concurrency is not None}
 
 
 def public_kind_names() -> list[str]:

@@ -1,29 +1,41 @@
 """The relay: the one gate through which every job reaches RQ.
 
-Two ways in, one way out. New jobs are admitted at enqueue (`admit_new`): admitted rows are stored
-already `queued` and pushed right after commit, saving a second write per job. Everything else (rows
-left pending, due scheduled and retrying rows) is claimed by `relay` (`-> queued`, row locks, so two
-relays never take the same row). Either way the push is `hand_over`, and a failed push puts the rows
-back to `pending` for the next pass. Pause and tenant caps belong in `admit_new` and `_due_rows`.
+Two ways in, one way out. New jobs are admitted at enqueue (`hold_reason` returns None): admitted rows
+are stored already `queued` and pushed right after commit, saving a second write per job. Everything
+else (rows left pending, due scheduled and retrying rows) is claimed by `relay` (`-> queued`, row
+locks, so two relays never take the same row) or, for a tenant with a concurrency limit, by `refill`.
+Either way the push is `hand_over`, and a failed push puts the rows back to `pending` for the next pass.
 
-A paused queue's waiting jobs stay in the database: new ones are stored `pending`, due ones are not
-claimed, and `hold_paused` takes back the ones already queued in Redis (a worker that pops one anyway
-finds its claim refused). Running jobs finish.
+Fairness: a tenant may have at most its limit of jobs queued or running at once (JOBS_TENANT_CONCURRENCY,
+or the tenant's own; a kind may cap its own jobs per tenant too). Over the limit, jobs stay `pending`
+with the reason as their progress message, and `refill(tenant)` hands over what fits the moment a slot
+frees: a worker calls it after each attempt of that tenant, enqueue after storing held jobs, and the
+periodic pass for every tenant with due work. So one tenant's backlog of thousands sits in the database
+while every other tenant's jobs go to RQ behind at most that tenant's limit of queued jobs.
+
+A paused queue's (or tenant's) waiting jobs stay in the database: new ones are stored `pending`, due
+ones are not claimed, and `hold_paused` takes back the ones already queued in Redis (a worker that pops
+one anyway finds its claim refused). Running jobs finish.
 """
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 from itertools import islice
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from jobs import transport
-from jobs.models import Job, QueueState, Status, error_fingerprint
+from jobs.models import ACTIVE_STATUSES, Job, QueueState, Status, error_fingerprint
+from jobs.registry import kind_caps
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -58,21 +70,93 @@ def forget_paused_cache() -> None:
     _paused_cache = (float("-inf"), frozenset())
 
 
-def admit_new(count: int, queue: str) -> bool:
-    """May `count` new jobs for `queue` go straight to RQ after commit? If not they are stored `pending`."""
+HELD_AT_LIMIT = "Waiting: the tenant is at its concurrency limit."
+HELD_KIND_LIMIT = "Waiting: the tenant is at its limit for this kind of job."
+HELD_PAUSED = "Waiting: the tenant's work is paused."
+
+# Enqueue reads each tenant's load from a per-process picture at most this old, and admits straight to
+# RQ only below half the limit: the other half absorbs what other processes admit meanwhile. Nearer the
+# limit, jobs are stored pending and `refill` decides under the tenant's lock.
+LOAD_CACHE_SECONDS = 1.0
+
+
+@dataclass
+class Load:
+    read_at: float = float("-inf")
+    active: Counter = field(default_factory=Counter)  # tenant id -> jobs queued or running
+    active_by_kind: Counter = field(default_factory=Counter)  # (tenant id, kind) -> the same
+    limits: dict[int, int] = field(default_factory=dict)  # tenants with a limit of their own
+    paused: frozenset[int] = frozenset()
+    admitted: Counter = field(default_factory=Counter)  # admitted by this process since `read_at`
+
+
+_load = Load()
+
+
+def tenant_load(*, fresh: bool = False) -> Load:
+    global _load
+    if fresh or time.monotonic() - _load.read_at > LOAD_CACHE_SECONDS:
+        load = Load(read_at=time.monotonic())
+        active = (Job.objects.filter(status__in=ACTIVE_STATUSES, tenant__isnull=False)
+                  .values_list("tenant_id", "kind").annotate(n=Count("id")).order_by())
+        for tenant_id, kind, count in active:
+            load.active[tenant_id] += count
+            load.active_by_kind[tenant_id, kind] += count
+        own = Tenant.objects.filter(Q(concurrency_limit__isnull=False) | Q(paused_at__isnull=False))
+        for tenant_id, limit, paused_at in own.values_list("pk", "concurrency_limit", "paused_at"):
+            if limit is not None:
+                load.limits[tenant_id] = limit
+        load.paused = frozenset(own.filter(paused_at__isnull=False).values_list("pk", flat=True))
+        _load = load
+    return _load
+
+
+def forget_tenant_load() -> None:
+    global _load
+    _load = Load()
+
+
+def tenant_limit(tenant_id: int, limits: dict[int, int] | None = None) -> int:
+    """The tenant's concurrency limit (0: none)."""
+    limits = tenant_load().limits if limits is None else limits
+    return limits.get(tenant_id, settings.JOBS_TENANT_CONCURRENCY)
+
+
+def hold_reason(count: int, *, queue: str, tenant_id: int | None, kind: str) -> str | None:
+    """None if `count` new jobs may go straight to RQ after commit; else why they are stored `pending`."""
     # While Redis is known to be failing, skip the doomed post-commit push; a periodic pass relays.
-    return not redis_recently_down() and queue not in paused_queues()
+    if redis_recently_down() or queue in paused_queues():
+        return ""
+    if tenant_id is None:
+        return None
+    load = tenant_load()
+    if tenant_id in load.paused:
+        return HELD_PAUSED
+    limit = tenant_limit(tenant_id, load.limits)
+    if limit and load.active[tenant_id] + load.admitted[tenant_id] + count > limit // 2:
+        return HELD_AT_LIMIT
+    cap = kind_caps().get(kind)
+    if cap is not None and load.active_by_kind[tenant_id, kind] + load.admitted[tenant_id, kind] + count > cap // 2:
+        return HELD_KIND_LIMIT
+    load.admitted[tenant_id] += count
+    load.admitted[tenant_id, kind] += count
+    return None
 
 
 def hold_paused(limit: int = 5000) -> int:
-    """Take jobs of paused queues that are queued in Redis back to `pending` in the database."""
+    """Take jobs of paused queues and paused tenants that are queued in Redis back to `pending`."""
     paused = paused_queues(fresh=True)
-    if not paused:
+    paused_tenants = tenant_load(fresh=True).paused
+    if not paused and not paused_tenants:
         return 0
     with transaction.atomic():
-        rows = list(Job.objects.filter(status=Status.QUEUED, queue__in=paused)
-                    .select_for_update(skip_locked=True, of=("self",)).values_list("id", "queue")[:limit])
-        held = Job.objects.filter(pk__in=[job_id for job_id, _ in rows]).transition(Status.PENDING)
+        rows = list(Job.objects.filter(Q(queue__in=paused) | Q(tenant_id__in=paused_tenants), status=Status.QUEUED)
+                    .select_for_update(skip_locked=True, of=("self",)).values_list("id", "queue", "tenant_id")[:limit])
+        held = Job.objects.filter(pk__in=[row[0] for row in rows if row[2] not in paused_tenants]).transition(
+            Status.PENDING)
+        held += Job.objects.filter(pk__in=[row[0] for row in rows if row[2] in paused_tenants]).transition(
+            Status.PENDING, progress_message=HELD_PAUSED)
+        rows = [(job_id, queue) for job_id, queue, _ in rows]
     try:
         transport.remove((str(job_id), queue) for job_id, queue in rows)
     except transport.TransportError as exc:
@@ -127,6 +211,9 @@ def relay(*, job_ids: Collection[UUID] | None = None, eager: bool = False) -> in
             handed += len(batch)
             if chunk is not None:
                 break
+    # Tenants with a limit go through `refill`, each for what fits under its own limit: round robin.
+    for tenant_id in _limited_tenants_with_due_work(job_ids):
+        handed += refill(tenant_id)
     return handed
 
 
@@ -140,7 +227,121 @@ def _chunks(job_ids: Collection[UUID] | None) -> Iterator[list[UUID] | None]:
 
 
 def _due_rows(now):
-    return Job.objects.due(now).exclude(queue__in=paused_queues(fresh=True))
+    """Due rows `relay` claims itself: system jobs and jobs of tenants without a limit."""
+    load = tenant_load(fresh=True)
+    rows = Job.objects.due(now).exclude(queue__in=paused_queues(fresh=True))
+    unlimited = [tenant_id for tenant_id, limit in load.limits.items() if limit == 0 and tenant_id not in load.paused]
+    if settings.JOBS_TENANT_CONCURRENCY:
+        return rows.filter(Q(tenant__isnull=True) | Q(tenant_id__in=unlimited))
+    limited = [tenant_id for tenant_id, limit in load.limits.items() if limit]
+    return rows.exclude(tenant_id__in=[*limited, *load.paused])
+
+
+def _limited_tenants_with_due_work(job_ids: Collection[UUID] | None) -> list[int]:
+    now = timezone.now()
+    held = Job.objects.filter(status=Status.PENDING, tenant__isnull=False)
+    timed = Job.objects.filter(status__in=(Status.SCHEDULED, Status.RETRYING), run_at__lte=now, tenant__isnull=False)
+    tenant_ids: set[int] = set()
+    for rows in (held, timed):  # apart, so each reads its own small partial index
+        if job_ids is not None:
+            rows = rows.filter(pk__in=list(job_ids))
+        tenant_ids.update(rows.values_list("tenant_id", flat=True).order_by().distinct())
+    load = tenant_load()
+    return sorted(t for t in tenant_ids if tenant_limit(t, load.limits) and t not in load.paused)
+
+
+def slot_freed(tenant_id: int | None) -> int:
+    """A job of this tenant left `queued`/`running`: hand over what it had waiting, if anything."""
+    if tenant_id is None or not tenant_limit(tenant_id) or redis_recently_down():
+        return 0
+    try:
+        return refill(tenant_id)
+    except Exception:
+        # Never the caller's problem: the periodic pass hands the work over a moment later.
+        logger.exception("Refill of tenant %s failed; the next relay pass retries", tenant_id)
+        return 0
+
+
+def refill(tenant_id: int) -> int:
+    """Hand over the tenant's due jobs that fit under its limits, in queue priority order, then oldest
+    first; due scheduled and retrying jobs that do not fit wait `pending` with the reason."""
+    now = timezone.now()
+    due = Job.objects.due(now).filter(tenant_id=tenant_id)
+    if not due.exists():  # the usual case after an attempt: nothing waiting, one index probe
+        return 0
+    with transaction.atomic():
+        _lock_tenant(tenant_id)  # refills of one tenant take turns, so counts and picks agree
+        tenant = Tenant.objects.filter(pk=tenant_id).values("paused_at", "concurrency_limit").first()
+        if tenant is None or tenant["paused_at"] is not None:
+            return 0
+        limit = settings.JOBS_TENANT_CONCURRENCY if tenant["concurrency_limit"] is None else tenant["concurrency_limit"]
+        active = dict(Job.objects.filter(tenant_id=tenant_id, status__in=ACTIVE_STATUSES)
+                      .values_list("kind").annotate(n=Count("id")).order_by())
+        room = limit - sum(active.values()) if limit else settings.JOBS_RELAY_BATCH
+        kind_room = {kind: cap - active.get(kind, 0) for kind, cap in kind_caps().items()}
+        picked = _pick(tenant_id, now, room, kind_room) if room > 0 else []
+        if picked:
+            Job.objects.filter(pk__in=[row[0] for row in picked]).transition(
+                Status.QUEUED, enqueued_at=now, progress_message="")
+        # Due retries and delayed jobs that did not fit wait with the others, saying why.
+        due.filter(status__in=(Status.SCHEDULED, Status.RETRYING)).exclude(
+            pk__in=[row[0] for row in picked]).transition(Status.PENDING, progress_message=HELD_AT_LIMIT)
+    if not picked:
+        return 0
+    batch = [_handover(row) for row in picked]
+    return len(batch) if hand_over(batch) else 0
+
+
+def _lock_tenant(tenant_id: int) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [RELAY_LOCK_SPACE, tenant_id])
+
+
+RELAY_LOCK_SPACE = 7301  # the first key of pg_advisory_xact_lock(space, tenant id) for refills
+
+PICK_FIELDS = ("id", "queue", "kind", "tenant__slug", "timeout", "attempts", "enqueued_at")
+
+
+def _pick(tenant_id: int, now, room: int, kind_room: dict[str, int]) -> list[tuple]:
+    """Up to `room` due rows of the tenant: due retries and delayed jobs first (few, by time), then held
+    jobs by queue priority, oldest first (a range scan of the pending index per queue); each kind
+    within its own room."""
+    picked: list[tuple] = []
+    paused = paused_queues()
+    timed = (Job.objects.filter(tenant_id=tenant_id, status__in=(Status.SCHEDULED, Status.RETRYING), run_at__lte=now)
+             .exclude(queue__in=paused).order_by("run_at"))
+    held = Job.objects.filter(tenant_id=tenant_id, status=Status.PENDING)
+    sources = [timed, *(held.filter(queue=queue).order_by("id") for queue in settings.RQ_QUEUES if queue not in paused),
+               # on a queue no longer configured: handed over only to be failed visibly (see hand_over)
+               held.exclude(queue__in=list(settings.RQ_QUEUES)).order_by("id")]
+    for rows in sources:
+        for _ in range(3):  # another look past rows of kinds that filled up on the way
+            if len(picked) >= room:
+                return picked
+            full = [kind for kind, left in kind_room.items() if left <= 0]
+            batch = rows.exclude(kind__in=full).exclude(pk__in=[row[0] for row in picked])
+            took_all = True
+            for row in batch.values_list(*PICK_FIELDS)[: room - len(picked)]:
+                kind = row[2]
+                if kind in kind_room:
+                    if kind_room[kind] <= 0:
+                        took_all = False
+                        continue
+                    kind_room[kind] -= 1
+                picked.append(row)
+            if took_all:
+                break
+    return picked
+
+
+def _handover(row: tuple) -> transport.Handover:
+    job_id, queue, kind, tenant_slug, timeout, attempts, enqueued_at = row
+    return transport.Handover(
+        job_id=str(job_id), queue=queue, kind=kind, tenant=tenant_slug or "system", timeout=timeout,
+        # Handed over before (a retry, or Redis lost it): clear what RQ may still hold under the id.
+        fresh=attempts == 0 and enqueued_at is None,
+    )
 
 
 def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
@@ -152,7 +353,7 @@ def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
         rows = list(
             rows.select_for_update(skip_locked=True, of=("self",))
             .order_by("run_at", "created_at")
-            .values_list("id", "queue", "kind", "tenant__slug", "timeout", "attempts", "enqueued_at")[: settings.JOBS_RELAY_BATCH]
+            .values_list(*PICK_FIELDS)[: settings.JOBS_RELAY_BATCH]
         )
         if not rows:
             return []
@@ -161,18 +362,7 @@ def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
             # Without row locks (SQLite) another relay may have raced us; re-read what is ours.
             ours = set(Job.objects.filter(pk__in=[r[0] for r in rows], enqueued_at=now).values_list("id", flat=True))
             rows = [row for row in rows if row[0] in ours]
-    return [
-        transport.Handover(
-            job_id=str(job_id),
-            queue=queue,
-            kind=kind,
-            tenant=tenant_slug or "system",
-            timeout=timeout,
-            # Handed over before (a retry, or Redis lost it): clear what RQ may still hold under the id.
-            fresh=attempts == 0 and enqueued_at is None,
-        )
-        for job_id, queue, kind, tenant_slug, timeout, attempts, enqueued_at in rows
-    ]
+    return [_handover(row) for row in rows]
 
 
 def _release(batch: list[transport.Handover]) -> None:

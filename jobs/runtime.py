@@ -171,7 +171,7 @@ def _send(signal, job: Job, attempt: Attempt | None) -> None:
 def _claim_with_orm(job_id: str, now, worker: WorkerIdentity) -> tuple[Job, Attempt] | None:
     with transaction.atomic():
         paused = QueueState.objects.filter(name=OuterRef("queue"), paused_at__isnull=False)
-        claimed = Job.objects.filter(pk=job_id).exclude(Exists(paused)).transition(
+        claimed = Job.objects.filter(pk=job_id).exclude(Exists(paused)).exclude(tenant__paused_at__isnull=False).transition(
             Status.RUNNING, attempts=F("attempts") + 1, started_at=now, progress=0, progress_message=""
         )
         if not claimed:

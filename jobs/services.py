@@ -57,9 +57,16 @@ def job_enqueue(
         existing = _insert_or_existing(job)
         if existing is not None:
             return existing
-    if job.status == Status.QUEUED:
-        transaction.on_commit(partial(_push_after_commit, [job]), robust=True)
+    _after_commit([job])
     return job
+
+
+def _after_commit(jobs: list[Job]) -> None:
+    """Admitted jobs are pushed; jobs held at their tenant's limit are offered to `refill` at once."""
+    if jobs[0].status == Status.QUEUED:
+        transaction.on_commit(partial(_push_after_commit, jobs), robust=True)
+    elif jobs[0].progress_message in (relay_module.HELD_AT_LIMIT, relay_module.HELD_KIND_LIMIT):
+        transaction.on_commit(partial(relay_module.slot_freed, jobs[0].tenant_id), robust=True)
 
 
 def job_enqueue_many(
@@ -79,11 +86,14 @@ def job_enqueue_many(
     _check_tenant(tenant)
     stored = spec.validate_many(list(payloads))
     now = timezone.now()
-    status = Status.QUEUED if relay_module.admit_new(len(stored), spec.queue) else Status.PENDING
-    jobs = _new_jobs(spec, tenant=tenant, payloads=stored, user=user, source=source, status=status, now=now)
+    held = relay_module.hold_reason(len(stored), queue=spec.queue, tenant_id=tenant.pk if tenant else None,
+                                    kind=spec.name)
+    status = Status.QUEUED if held is None else Status.PENDING
+    jobs = _new_jobs(spec, tenant=tenant, payloads=stored, user=user, source=source, status=status, now=now,
+                     progress_message=held or "")
     _insert(jobs)
-    if status == Status.QUEUED:
-        transaction.on_commit(partial(_push_after_commit, jobs), robust=True)
+    if jobs:
+        _after_commit(jobs)
     return jobs
 
 
@@ -91,11 +101,13 @@ _ATTNAMES = [f.attname for f in Job._meta.concrete_fields]
 _ID_INDEX, _PAYLOAD_INDEX = _ATTNAMES.index("id"), _ATTNAMES.index("payload")
 
 
-def _new_jobs(spec: Kind, *, tenant, payloads: list[dict[str, Any]], user, source, status, now) -> list[Job]:
+def _new_jobs(spec: Kind, *, tenant, payloads: list[dict[str, Any]], user, source, status, now,
+              progress_message: str = "") -> list[Job]:
     """Jobs alike but for id and payload, built the fast way (positional values, like fetched rows)."""
     if not payloads:
         return []
-    first = _new_job(spec, tenant=tenant, payload=payloads[0], user=user, source=source, status=status, now=now)
+    first = _new_job(spec, tenant=tenant, payload=payloads[0], user=user, source=source, status=status, now=now,
+                     progress_message=progress_message)
     base = [getattr(first, attname) for attname in _ATTNAMES]
     jobs = [first]
     for payload in payloads[1:]:
@@ -125,17 +137,19 @@ def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempo
     scheduled = run_at is not None and run_at > now
     # An admitted job is stored queued and pushed right after commit (one write instead of two). If
     # the process dies between commit and push, the reconciler finds a queued job Redis never got.
+    held = None
     if scheduled:
         status = Status.SCHEDULED
-    elif relay_module.admit_new(1, spec.queue):
-        status = Status.QUEUED
     else:
-        status = Status.PENDING
+        held = relay_module.hold_reason(1, queue=spec.queue, tenant_id=tenant.pk if tenant else None, kind=spec.name)
+        status = Status.QUEUED if held is None else Status.PENDING
     return _new_job(spec, tenant=tenant, payload=stored, user=user, source=source, status=status, now=now,
-                    run_at=run_at if scheduled else None, idempotency_key=idempotency_key)
+                    run_at=run_at if scheduled else None, idempotency_key=idempotency_key,
+                    progress_message=held or "")
 
 
-def _new_job(spec: Kind, *, tenant, payload, user, source, status, now, run_at=None, idempotency_key=None) -> Job:
+def _new_job(spec: Kind, *, tenant, payload, user, source, status, now, run_at=None, idempotency_key=None,
+             progress_message: str = "") -> Job:
     values = dict(_defaults())
     values.update(
         id=new_job_id(),
@@ -153,6 +167,7 @@ def _new_job(spec: Kind, *, tenant, payload, user, source, status, now, run_at=N
         enqueued_by_id=user.pk if getattr(user, "is_authenticated", False) else None,
         source=source,
         idempotency_key=idempotency_key,
+        progress_message=progress_message,
     )
     # Positional construction, as Django does for fetched rows: a fraction of the keyword path's cost.
     job = Job(*values.values())
@@ -270,8 +285,12 @@ def _cancelled_after_commit(rows: list[tuple[UUID, str]]) -> None:
         transport.remove((str(job_id), queue) for job_id, queue in rows)
     except transport.TransportError:
         pass  # A worker that still receives one finds nothing to claim.
+    tenants = set()
     for job in Job.objects.filter(pk__in=[job_id for job_id, _ in rows]).select_related("tenant"):
         signals.job_cancelled.send_robust(sender=Job, job=job, attempt=None)
+        tenants.add(job.tenant_id)
+    for tenant_id in sorted(t for t in tenants if t is not None):
+        relay_module.slot_freed(tenant_id)  # a cancelled queued job gave its slot back
 
 
 def jobs_stop(*, job_ids: Collection[UUID], user=None) -> list[UUID]:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -22,7 +23,7 @@ from jobs.models import (
     TERMINAL, WAITING, AuditAction, AuditEvent, AuditEventJob, AuditState, Job, QueueState, Source, Status,
 )
 from tenants.models import Role, Tenant
-from tenants.selectors import tenant_ids_with_role
+from tenants.selectors import tenant_ids_with_role, user_has_role
 
 CHUNK = 500
 STAFF_ACTION_KIND = "jobs.staff_action"
@@ -149,6 +150,44 @@ def staff_queue_resume(*, name: str, user, reason: str = "") -> AuditEvent:
     relay.forget_paused_cache()
     transaction.on_commit(relay.relay, robust=True)
     return audit_event_record(user=user, action=AuditAction.RESUME_QUEUE, target=f"queue {name}", reason=reason)
+
+
+def staff_tenant_pause(*, tenant: Tenant, user, reason: str = "") -> AuditEvent:
+    """The kill switch: none of the tenant's jobs starts until resumed. Its waiting jobs stay in the
+    database (those queued in Redis are taken back); running ones finish."""
+    _check_tenant_admin(user, tenant)
+    Tenant.objects.filter(pk=tenant.pk, paused_at__isnull=True).update(paused_at=timezone.now(), paused_by=user)
+    relay.forget_tenant_load()
+    held = relay.hold_paused()
+    Job.objects.filter(tenant=tenant, status=Status.PENDING).update(progress_message=relay.HELD_PAUSED)
+    return audit_event_record(user=user, action=AuditAction.TENANT_PAUSE, tenant=tenant, target=f"tenant {tenant}",
+                              reason=reason, outcome=f"Paused; {held} queued job(s) taken back from Redis.",
+                              done=held, requested=held)
+
+
+def staff_tenant_resume(*, tenant: Tenant, user, reason: str = "") -> AuditEvent:
+    """Lift the kill switch: the tenant's waiting jobs are handed over as far as its limit allows."""
+    _check_tenant_admin(user, tenant)
+    Tenant.objects.filter(pk=tenant.pk).update(paused_at=None, paused_by=None)
+    relay.forget_tenant_load()
+    waiting = Job.objects.filter(tenant=tenant, status=Status.PENDING, progress_message=relay.HELD_PAUSED)
+    waiting.update(progress_message=relay.HELD_AT_LIMIT)  # until `refill` takes them: those left are over it
+    transaction.on_commit(lambda: relay.refill(tenant.pk), robust=True)
+    return audit_event_record(user=user, action=AuditAction.TENANT_RESUME, tenant=tenant, target=f"tenant {tenant}",
+                              reason=reason, outcome="Resumed.")
+
+
+def staff_tenant_cancel_waiting(*, tenant: Tenant, user, reason: str = "") -> AuditEvent:
+    """Cancel every job the tenant has waiting (pending, scheduled, queued, retrying), audited as one action."""
+    _check_tenant_admin(user, tenant)
+    return staff_jobs_act(action=AuditAction.CANCEL, user=user, reason=reason,
+                          selection=f"every waiting job of tenant {tenant.slug}",
+                          jobs=Job.objects.filter(tenant=tenant, status__in=WAITING))
+
+
+def _check_tenant_admin(user, tenant: Tenant) -> None:
+    if not (user.is_active and user.is_staff and user_has_role(user=user, role=Role.ADMIN, tenant=tenant)):
+        raise PermissionDenied(f"Only {tenant}'s admins (and superusers) may do this.")
 
 
 def _check_queue(name: str) -> None:

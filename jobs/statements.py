@@ -36,6 +36,8 @@ WITH claimed AS (
     WHERE id = %(id)s AND status = 'queued'
       AND NOT EXISTS (SELECT 1 FROM jobs_queuestate paused
                       WHERE paused.name = jobs_job.queue AND paused.paused_at IS NOT NULL)
+      AND NOT EXISTS (SELECT 1 FROM tenants_tenant paused
+                      WHERE paused.id = jobs_job.tenant_id AND paused.paused_at IS NOT NULL)
     RETURNING *
 ), attempt AS (
     INSERT INTO jobs_attempt (job_id, number, trigger, triggered_by_id, worker_name, hostname, pid,

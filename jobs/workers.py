@@ -24,7 +24,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import SimpleWorker, Worker
 
-from jobs import reconciler, runtime
+from jobs import reconciler, relay, runtime
 from jobs.models import Outcome
 from jobs.transport import ENTRY_POINT, TrackedRQJob
 
@@ -141,6 +141,8 @@ class TrackedWorkerMixin:
         for delay in (0.5, 1, 2, 4, 8, 15, 0):
             try:
                 runtime.attempt_finish(claim=claim, result=result)
+                # The slot this job held is free: its tenant's next held job goes now, not at a sweep.
+                relay.slot_freed(claim.job.tenant_id)
                 return
             except Exception:
                 logger.exception("Job %s: could not record the attempt's outcome; retrying", claim.job.pk)

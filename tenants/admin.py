@@ -125,7 +125,7 @@ class TenantAddForm(forms.ModelForm):
 class TenantAdmin(TenantScopedAdmin):
     tenant_path = ""
     change_role = Role.ADMIN  # a tenant's admins set its retention; everything else is for superusers
-    list_display = ["name", "slug", "active", "onboarding", "created_at"]
+    list_display = ["name", "slug", "active", "work", "onboarding", "created_at"]
     list_filter = ["active"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -140,12 +140,15 @@ class TenantAdmin(TenantScopedAdmin):
         if obj is None:
             return ["name", "slug", "admin_email", "admin_username", "webhook_url", "retention_succeeded_days",
                     "retention_failed_days"]
-        return ["name", "slug", "active", "retention_succeeded_days", "retention_failed_days", "onboarding"]
+        return ["name", "slug", "active", "concurrency_limit", "work", "retention_succeeded_days",
+                "retention_failed_days", "onboarding"]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["onboarding"] if request.user.is_superuser else ["name", "slug", "active", "onboarding"]
+        # The limit is the product's fairness between tenants: a tenant's own admins do not raise it.
+        return ["onboarding", "work"] if request.user.is_superuser else [
+            "name", "slug", "active", "concurrency_limit", "work", "onboarding"]
 
     def get_prepopulated_fields(self, request, obj=None):
         return self.prepopulated_fields if obj is None else {}
@@ -173,10 +176,47 @@ class TenantAdmin(TenantScopedAdmin):
         return format_html('<a href="{}">{}</a> {}', reverse("admin:jobs_job_change", args=[job.pk]),
                            job.get_status_display(), progress_html(job))
 
-    actions = ["export_data"]
+    actions = ["export_data", "pause_work", "resume_work", "cancel_waiting"]
 
     def has_export_permission(self, request: HttpRequest) -> bool:
         return self.has_role(request, Role.ADMIN)
+
+    @admin.display(description="work")
+    def work(self, tenant: Tenant) -> str:
+        if tenant.paused_at:
+            by = f" by {tenant.paused_by}" if tenant.paused_by_id else ""
+            return f"Paused since {tenant.paused_at:%Y-%m-%d %H:%M}{by}"
+        return "Running"
+
+    def _kill_switch(self, request: HttpRequest, queryset: QuerySet[Tenant], act, done: str) -> None:
+        from django.contrib import messages
+
+        allowed = queryset.filter(pk__in=tenant_list_with_role(user=request.user, role=Role.ADMIN))
+        for tenant in allowed:
+            event = act(tenant=tenant, user=request.user)
+            self.message_user(request, f"{tenant}: {done} {event.outcome}", messages.SUCCESS)
+        refused = queryset.count() - allowed.count()
+        if refused:
+            self.message_user(request, f"{refused} tenant(s) skipped: this needs the admin role there.",
+                              messages.WARNING)
+
+    @admin.action(description="Pause all work of the selected tenants (kill switch)", permissions=["export"])
+    def pause_work(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        from jobs.staff import staff_tenant_pause
+
+        self._kill_switch(request, queryset, staff_tenant_pause, "no job starts until resumed.")
+
+    @admin.action(description="Resume the selected tenants' work", permissions=["export"])
+    def resume_work(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        from jobs.staff import staff_tenant_resume
+
+        self._kill_switch(request, queryset, staff_tenant_resume, "waiting jobs are handed over.")
+
+    @admin.action(description="Cancel every waiting job of the selected tenants", permissions=["export"])
+    def cancel_waiting(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        from jobs.staff import staff_tenant_cancel_waiting
+
+        self._kill_switch(request, queryset, staff_tenant_cancel_waiting, "")
 
     @admin.action(description="Export the tenant's data (zip of CSV files)", permissions=["export"])
     def export_data(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:

@@ -20,6 +20,14 @@ class Tenant(models.Model):
                                         help_text="Onboarding steps done so far; a retry skips them.")
     onboarded_at = models.DateTimeField(null=True, blank=True, editable=False,
                                         help_text="When onboarding finished its last step.")
+    concurrency_limit = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Jobs this tenant may have queued or running at once. Empty: the project's default "
+                  "(JOBS_TENANT_CONCURRENCY); 0: no limit.")
+    # The kill switch: a paused tenant's waiting jobs stay in the database and none of its jobs starts.
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+", editable=False)
 
     class Meta:
         ordering = ["name"]

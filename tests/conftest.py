@@ -36,6 +36,7 @@ def point_rq_at(url: str, monkeypatch) -> None:
     transport._queues.clear()
     monkeypatch.setattr("jobs.relay._redis_down_until", 0.0)
     relay.forget_paused_cache()
+    relay.forget_tenant_load()
 
 
 @pytest.fixture

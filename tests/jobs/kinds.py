@@ -69,3 +69,15 @@ def steered(ctx, *, plan: list[str], seconds: float = 60.0) -> dict:
     if step == "fail":
         raise RuntimeError("plain failure")
     return {"attempt": ctx.attempt.number}
+
+
+@job_kind("tests.urgent", queue="critical", max_attempts=1)
+def urgent(ctx, *, text: str = "") -> str:
+    calls.append(("tests.urgent", {"text": text}))
+    return text
+
+
+@job_kind("tests.capped", queue="high", max_attempts=1, tenant_concurrency=2)
+def capped(ctx, *, text: str = "") -> str:
+    calls.append(("tests.capped", {"text": text}))
+    return text
