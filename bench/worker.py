@@ -1,4 +1,5 @@
-"""A burst worker of the given class on the default queue (run by the benchmarks as a subprocess)."""
+"""A worker of the given class on the default queue (run by the benchmarks as a subprocess): burst, or
+with a third argument `forever`, until terminated."""
 from __future__ import annotations
 
 import logging
@@ -20,4 +21,4 @@ worker_class = import_attribute(worker_class_path)
 queue = transport.get_queue("default")
 connections.close_all()  # as django-rq's rqworker does before forking
 worker = worker_class([queue], connection=queue.connection, serializer=JSONSerializer)
-worker.work(burst=True, logging_level="WARNING")
+worker.work(burst=sys.argv[3:] != ["forever"], logging_level="WARNING")

@@ -32,7 +32,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from jobs import transport
+from jobs import statements, transport
 from jobs.models import ACTIVE_STATUSES, Job, QueueState, Status, error_fingerprint
 from jobs.registry import kind_caps
 from tenants.models import Tenant
@@ -251,56 +251,95 @@ def _limited_tenants_with_due_work(job_ids: Collection[UUID] | None) -> list[int
 
 
 def slot_freed(tenant_id: int | None) -> int:
-    """A job of this tenant left `queued`/`running`: hand over what it had waiting, if anything."""
-    if tenant_id is None or not tenant_limit(tenant_id) or redis_recently_down():
+    """A job of this tenant left `queued`/`running`: hand over what it has waiting, a few at a time."""
+    if tenant_id is None or redis_recently_down():
+        return 0
+    limit = tenant_limit(tenant_id)
+    if not limit:
         return 0
     try:
-        return refill(tenant_id)
+        # Refilling in batches (half the limit) keeps the tenant's queue in RQ at least half full at a
+        # fraction of the cost of a refill per job; and a refill already under way for the tenant is
+        # left to finish the work rather than waited for. What a batch leaves, the periodic pass takes.
+        return refill(tenant_id, at_least=max(1, limit // 2), wait=False)
     except Exception:
         # Never the caller's problem: the periodic pass hands the work over a moment later.
         logger.exception("Refill of tenant %s failed; the next relay pass retries", tenant_id)
         return 0
 
 
-def refill(tenant_id: int) -> int:
+def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
     """Hand over the tenant's due jobs that fit under its limits, in queue priority order, then oldest
-    first; due scheduled and retrying jobs that do not fit wait `pending` with the reason."""
+    first, once at least `at_least` fit; due scheduled and retrying jobs that do not fit wait `pending`
+    with the reason. Without `wait`, a refill of the same tenant under way elsewhere makes this a no-op."""
     now = timezone.now()
-    due = Job.objects.due(now).filter(tenant_id=tenant_id)
-    if not due.exists():  # the usual case after an attempt: nothing waiting, one index probe
+    # One query decides whether there is anything to do (the usual answer after an attempt: no).
+    state = _tenant_state(tenant_id, now)
+    if state is None or not state["waiting"] or state["paused_at"] is not None:
         return 0
+    limit = _limit_of(state)
+    if limit and limit - state["busy"] < at_least:
+        return 0
+    due = Job.objects.due(now).filter(tenant_id=tenant_id)
     with transaction.atomic():
-        _lock_tenant(tenant_id)  # refills of one tenant take turns, so counts and picks agree
-        tenant = Tenant.objects.filter(pk=tenant_id).values("paused_at", "concurrency_limit").first()
-        if tenant is None or tenant["paused_at"] is not None:
+        if not _lock_tenant(tenant_id, wait=wait):  # refills of one tenant take turns: counts and picks agree
             return 0
-        limit = settings.JOBS_TENANT_CONCURRENCY if tenant["concurrency_limit"] is None else tenant["concurrency_limit"]
-        active = dict(Job.objects.filter(tenant_id=tenant_id, status__in=ACTIVE_STATUSES)
-                      .values_list("kind").annotate(n=Count("id")).order_by())
-        room = limit - sum(active.values()) if limit else settings.JOBS_RELAY_BATCH
-        kind_room = {kind: cap - active.get(kind, 0) for kind, cap in kind_caps().items()}
-        picked = _pick(tenant_id, now, room, kind_room) if room > 0 else []
-        if picked:
+        state = _tenant_state(tenant_id, now)
+        if state is None or state["paused_at"] is not None:
+            return 0
+        limit = _limit_of(state)
+        if limit and limit - state["busy"] < at_least:
+            return 0
+        caps = kind_caps()
+        active = dict(Job.objects.filter(tenant_id=tenant_id, status__in=ACTIVE_STATUSES, kind__in=list(caps))
+                      .values_list("kind").annotate(n=Count("id")).order_by()) if caps else {}
+        room = limit - state["busy"] if limit else settings.JOBS_RELAY_BATCH
+        kind_room = {kind: cap - active.get(kind, 0) for kind, cap in caps.items()}
+        if room <= 0:
+            picked = []
+        elif statements.supported():
+            picked = statements.refill_pick(tenant_id=tenant_id, now=now, room=room, queues=list(settings.RQ_QUEUES),
+                                            paused=sorted(paused_queues()), kind_room=kind_room,
+                                            held_message=HELD_AT_LIMIT)
+        else:
+            picked = _pick(tenant_id, now, room, kind_room)
             Job.objects.filter(pk__in=[row[0] for row in picked]).transition(
                 Status.QUEUED, enqueued_at=now, progress_message="")
-        # Due retries and delayed jobs that did not fit wait with the others, saying why.
-        due.filter(status__in=(Status.SCHEDULED, Status.RETRYING)).exclude(
-            pk__in=[row[0] for row in picked]).transition(Status.PENDING, progress_message=HELD_AT_LIMIT)
+            # Due retries and delayed jobs that did not fit wait with the others, saying why.
+            due.filter(status__in=(Status.SCHEDULED, Status.RETRYING)).exclude(
+                pk__in=[row[0] for row in picked]).transition(Status.PENDING, progress_message=HELD_AT_LIMIT)
     if not picked:
         return 0
-    batch = [_handover(row) for row in picked]
+    batch = [_handover(row, state["slug"]) for row in picked]
     return len(batch) if hand_over(batch) else 0
 
 
-def _lock_tenant(tenant_id: int) -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+def _tenant_state(tenant_id: int, now) -> dict | None:
+    row = statements.tenant_state(tenant_id=tenant_id, now=now)
+    if row is None:
+        return None
+    return dict(zip(("paused_at", "concurrency_limit", "slug", "busy", "waiting"), row, strict=True))
+
+
+def _limit_of(state: dict) -> int:
+    return settings.JOBS_TENANT_CONCURRENCY if state["concurrency_limit"] is None else state["concurrency_limit"]
+
+
+def _lock_tenant(tenant_id: int, *, wait: bool = True) -> bool:
+    """Take the tenant's refill lock for this transaction; without `wait`, False if another holds it."""
+    if connection.vendor != "postgresql":
+        return True  # SQLite runs one writer at a time anyway
+    with connection.cursor() as cursor:
+        if wait:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [RELAY_LOCK_SPACE, tenant_id])
+            return True
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [RELAY_LOCK_SPACE, tenant_id])
+        return bool(cursor.fetchone()[0])
 
 
 RELAY_LOCK_SPACE = 7301  # the first key of pg_advisory_xact_lock(space, tenant id) for refills
 
-PICK_FIELDS = ("id", "queue", "kind", "tenant__slug", "timeout", "attempts", "enqueued_at")
+PICK_FIELDS = ("id", "queue", "kind", "timeout", "attempts", "enqueued_at")
 
 
 def _pick(tenant_id: int, now, room: int, kind_room: dict[str, int]) -> list[tuple]:
@@ -335,8 +374,8 @@ def _pick(tenant_id: int, now, room: int, kind_room: dict[str, int]) -> list[tup
     return picked
 
 
-def _handover(row: tuple) -> transport.Handover:
-    job_id, queue, kind, tenant_slug, timeout, attempts, enqueued_at = row
+def _handover(row: tuple, tenant_slug: str | None) -> transport.Handover:
+    job_id, queue, kind, timeout, attempts, enqueued_at = row
     return transport.Handover(
         job_id=str(job_id), queue=queue, kind=kind, tenant=tenant_slug or "system", timeout=timeout,
         # Handed over before (a retry, or Redis lost it): clear what RQ may still hold under the id.
@@ -353,7 +392,7 @@ def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
         rows = list(
             rows.select_for_update(skip_locked=True, of=("self",))
             .order_by("run_at", "created_at")
-            .values_list(*PICK_FIELDS)[: settings.JOBS_RELAY_BATCH]
+            .values_list(*PICK_FIELDS, "tenant__slug")[: settings.JOBS_RELAY_BATCH]
         )
         if not rows:
             return []
@@ -362,7 +401,7 @@ def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
             # Without row locks (SQLite) another relay may have raced us; re-read what is ours.
             ours = set(Job.objects.filter(pk__in=[r[0] for r in rows], enqueued_at=now).values_list("id", flat=True))
             rows = [row for row in rows if row[0] in ours]
-    return [_handover(row) for row in rows]
+    return [_handover(row[:-1], row[-1]) for row in rows]
 
 
 def _release(batch: list[transport.Handover]) -> None:
