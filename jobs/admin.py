@@ -382,9 +382,21 @@ class JobAdmin(TenantScopedAdmin):
             "timeline": selectors.job_timeline(job=job),
             "job_actions": self.changeview_actions(request, job),
             "rq_url": self._rq_dashboard_url(job) if request.user.is_superuser else None,
+            "batch_section": self._batch_section(job),
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, context)
+
+    @staticmethod
+    def _batch_section(job: Job) -> dict | None:
+        if job.batch_id is None:
+            return None
+        from jobs.batch_admin import members_table
+
+        batch = job.batch
+        where = f"step {job.batch_position} of {batch.total}" if batch.sequential else f"one of {batch.total}"
+        return {"batch": batch, "title": f"{'Chain' if batch.sequential else 'Batch'} {batch.name} ({where})",
+                "members": members_table(batch, current=job)}
 
     @staticmethod
     def _rq_dashboard_url(job: Job) -> str | None:
@@ -605,3 +617,6 @@ class AuditEventAdmin(TenantScopedAdmin):
                                 ((reverse("admin:jobs_job_change", args=[job_id]), str(job_id)[-SHORT_ID_LENGTH:])
                                  for job_id in ids))
 
+
+
+from jobs import batch_admin  # noqa: E402,F401  (registers the batches admin, which builds on this module)

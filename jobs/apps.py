@@ -11,3 +11,4 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         # Every installed app's `kinds` module registers its job kinds, in web and worker alike.
         autodiscover_modules("kinds")
+        from jobs import batches  # noqa: F401  (connects members settling to their batch)

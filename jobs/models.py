@@ -70,7 +70,8 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     Status.FAILED: (Status.RUNNING, Status.QUEUED),  # queued: it cannot be handed over (unknown queue)
     Status.RETRYING: (Status.RUNNING,),
     Status.CANCELLED: (Status.PENDING, Status.SCHEDULED, Status.QUEUED, Status.RETRYING, Status.RUNNING),
-    Status.SCHEDULED: (Status.RUNNING,),  # a handler that snoozed
+    # running: a handler that snoozed; cancelled: a chain's later steps, reopened when its failed step is retried
+    Status.SCHEDULED: (Status.RUNNING, Status.CANCELLED),
 }
 
 
@@ -197,6 +198,10 @@ class Job(models.Model):
     stop_requested_at = models.DateTimeField(null=True, blank=True)
     pinned = models.BooleanField(default=False, db_default=False,
                                  help_text="Kept past its tenant's retention period.")
+    # Nullable without a default, so the previous release's inserts keep working during a deploy.
+    batch = models.ForeignKey("Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="members",
+                              db_index=False, help_text="The batch or chain this job belongs to.")
+    batch_position = models.PositiveIntegerField(null=True, blank=True, help_text="Its step in a chain (from 1).")
 
     objects = JobQuerySet.as_manager()
 
@@ -214,6 +219,8 @@ class Job(models.Model):
             # Only the rows the relay waits on: small, so cheap to keep up to date.
             models.Index(fields=["run_at"], name="job_due_run_at",
                          condition=Q(status__in=("scheduled", "retrying"))),
+            # A batch's members, for its counts and its completion check; only batch jobs are in it.
+            models.Index(fields=["batch", "status"], name="job_batch_status", condition=Q(batch__isnull=False)),
             # Jobs held back per tenant (over its concurrency limit, paused, or Redis down), in the order
             # the relay hands them over: one range scan per queue.
             models.Index(fields=["tenant", "queue", "id"], name="job_pending_by_tenant",
@@ -297,6 +304,31 @@ class QueueState(models.Model):
         return f"{self.name} ({'paused' if self.paused_at else 'running'})"
 
 
+class Batch(models.Model):
+    """Jobs started together. A batch runs its members side by side; a chain (`sequential`) runs them one
+    after the other, each once the previous succeeded, and stops at a failure. When every member has
+    finished, the callback kind (if any) is enqueued once, with the counts."""
+
+    tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=200)
+    sequential = models.BooleanField(default=False, help_text="A chain: members run one after the other.")
+    total = models.PositiveIntegerField(default=0)
+    callback_kind = models.CharField(max_length=100, blank=True, default="")
+    callback_payload = models.JSONField(default=dict, blank=True)
+    callback_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="When its last member finished.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches and chains"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class AuditAction(models.TextChoices):
     RETRY = "retry", "Retry"
     CANCEL = "cancel", "Cancel"
@@ -320,6 +352,7 @@ class AuditAction(models.TextChoices):
     SCHEDULE_RUN_NOW = "schedule_run_now", "Run schedule now"
     TENANT_PAUSE = "tenant_pause", "Pause a tenant's work"
     TENANT_RESUME = "tenant_resume", "Resume a tenant's work"
+    BATCH_RETRY = "batch_retry", "Retry a batch's failed members"
 
 
 class AuditState(models.TextChoices):

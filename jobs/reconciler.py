@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from jobs import runtime, transport
 from jobs.models import Attempt, Job, Outcome, Status, Trigger
+from jobs.batches import batches_repair
 from jobs.relay import hold_paused, relay
 
 logger = logging.getLogger(__name__)
@@ -33,14 +34,16 @@ class ReconcileReport:
     requeued_lost: int = 0
     relayed: int = 0
     held: int = 0
+    batches: int = 0
 
     def __str__(self) -> str:
         return (f"{self.abandoned} abandoned attempt(s) rescued, {self.requeued_lost} lost job(s) requeued, "
-                f"{self.relayed} job(s) handed over, {self.held} job(s) of paused queues held back")
+                f"{self.relayed} job(s) handed over, {self.held} job(s) of paused queues held back, "
+                f"{self.batches} batch member(s) moved on")
 
     @property
     def repaired_anything(self) -> bool:
-        return bool(self.abandoned or self.requeued_lost or self.relayed or self.held)
+        return bool(self.abandoned or self.requeued_lost or self.relayed or self.held or self.batches)
 
 
 def reconcile() -> ReconcileReport:
@@ -51,6 +54,7 @@ def reconcile() -> ReconcileReport:
     except transport.TransportError as exc:
         logger.warning("Reconciler: Redis unreachable, lost-job check skipped: %s", exc)
     report.held = hold_paused()
+    report.batches = batches_repair()  # before the relay, so a chain step it starts goes out in this pass
     report.relayed = relay()
     if report.repaired_anything:
         logger.info("Reconciler: %s", report)

@@ -39,6 +39,8 @@ def job_enqueue(
     delay: timedelta | float | None = None,
     idempotency_key: str | None = None,
     source: str = Source.VIEW,
+    batch=None,
+    batch_position: int | None = None,
 ) -> Job:
     """Store a job in the caller's transaction and hand it to RQ after commit.
 
@@ -51,6 +53,8 @@ def job_enqueue(
         run_at = _run_at_after(delay, run_at)
     job = _build_job(spec, tenant=tenant, payload=payload, user=user, run_at=run_at,
                      idempotency_key=idempotency_key, source=source)
+    if batch is not None:
+        job.batch, job.batch_position = batch, batch_position
     if idempotency_key is None:
         _insert([job])
     else:
@@ -76,6 +80,7 @@ def job_enqueue_many(
     payloads: Iterable[Mapping[str, Any]],
     user=None,
     source: str = Source.VIEW,
+    batch=None,
 ) -> list[Job]:
     """Enqueue many jobs of one kind with one INSERT and one Redis round trip.
 
@@ -90,7 +95,7 @@ def job_enqueue_many(
                                     kind=spec.name)
     status = Status.QUEUED if held is None else Status.PENDING
     jobs = _new_jobs(spec, tenant=tenant, payloads=stored, user=user, source=source, status=status, now=now,
-                     progress_message=held or "")
+                     progress_message=held or "", batch=batch)
     _insert(jobs)
     if jobs:
         _after_commit(jobs)
@@ -102,12 +107,13 @@ _ID_INDEX, _PAYLOAD_INDEX = _ATTNAMES.index("id"), _ATTNAMES.index("payload")
 
 
 def _new_jobs(spec: Kind, *, tenant, payloads: list[dict[str, Any]], user, source, status, now,
-              progress_message: str = "") -> list[Job]:
+              progress_message: str = "", batch=None) -> list[Job]:
     """Jobs alike but for id and payload, built the fast way (positional values, like fetched rows)."""
     if not payloads:
         return []
     first = _new_job(spec, tenant=tenant, payload=payloads[0], user=user, source=source, status=status, now=now,
                      progress_message=progress_message)
+    first.batch_id = batch.pk if batch is not None else None
     base = [getattr(first, attname) for attname in _ATTNAMES]
     jobs = [first]
     for payload in payloads[1:]:
@@ -118,6 +124,22 @@ def _new_jobs(spec: Kind, *, tenant, payloads: list[dict[str, Any]], user, sourc
         for job in jobs[1:]:
             Job.tenant.field.set_cached_value(job, tenant)
     return jobs
+
+
+def job_build_waiting(*, kind: str, tenant, payload, user, source, batch, batch_position: int, message: str) -> Job:
+    """A chain's later step: checked now, stored `scheduled` without a time (never due) until its turn."""
+    spec = get_kind(kind)
+    _check_tenant(tenant)
+    job = _new_job(spec, tenant=tenant, payload=spec.validate(payload), user=user, source=source,
+                   status=Status.SCHEDULED, now=timezone.now(), progress_message=message)
+    job.batch, job.batch_position = batch, batch_position
+    return job
+
+
+def jobs_insert(jobs: list[Job]) -> None:
+    """Store jobs built here (one statement); nothing is handed to RQ."""
+    if jobs:
+        _insert(jobs)
 
 
 def _insert(jobs: list[Job]) -> None:

@@ -28,7 +28,7 @@ from django.utils import timezone
 from jobs import enqueue
 from jobs.mail.models import OutboundEmail
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
-from jobs.models import AuditAction, AuditEvent, AuditEventJob, Job, QueueState, Status
+from jobs.models import AuditAction, AuditEvent, AuditEventJob, Batch, Job, QueueState, Status
 from jobs.staff import JOB_ACTIONS
 from jobs.schedules.models import Schedule
 from reports.models import Report
@@ -118,6 +118,16 @@ def make_schedule(tenant: Tenant, user) -> tuple[Schedule, list[str]]:
     return schedule, [secret(tenant, "schedule"), secret(tenant, "schedule-payload"), run.job.short_id]
 
 
+def make_batch(tenant: Tenant, user) -> tuple[Batch, list[str]]:
+    from jobs.batches import chain_enqueue
+
+    chain = chain_enqueue(tenant=tenant, name=secret(tenant, "chain"), steps=[
+        ("tests.echo", {"text": secret(tenant, "chain-step")}), ("tests.echo", {"text": "second"})])
+    Job.objects.filter(batch=chain, batch_position=1).update(status=Status.FAILED,
+                                                             last_error=secret(tenant, "chain-error"))
+    return chain, [secret(tenant, "chain"), secret(tenant, "chain-error"), chain.first_job.short_id]
+
+
 # Every registered model needs an entry; `user` is the tenant's staff member (alice or charlie).
 FACTORIES: dict[type[Model], Callable[[Tenant, object], tuple[Model, list[str]]]] = {
     Tenant: lambda tenant, user: (tenant, [tenant.name, tenant.slug]),
@@ -131,6 +141,7 @@ FACTORIES: dict[type[Model], Callable[[Tenant, object], tuple[Model, list[str]]]
     WebhookMessage: make_webhook_message,
     Report: make_report,
     Schedule: make_schedule,
+    Batch: make_batch,
 }
 REGISTERED = list(admin.site._registry)
 UNSCOPED = [model for model in REGISTERED if not isinstance(admin.site._registry[model], TenantScopedAdmin)]
@@ -433,7 +444,7 @@ def test_it_keeps_the_job_pages_to_the_users_own_tenants(client, world):
     assert_no_leak(world, queues, "queues")
     assert world.globex.name not in queues.content.decode()
     shown = sum(sum(row.counts.values()) for row in queues.context["rows"])
-    assert shown == Job.objects.filter(tenant=world.acme, status__in=["pending", "queued"]).count()
+    assert shown == Job.objects.filter(tenant=world.acme, status__in=["pending", "queued", "scheduled"]).count()
     charted = sum(bucket.succeeded + bucket.failed for bucket in queues.context["buckets"])
     assert charted == Job.objects.filter(tenant=world.acme, status__in=["succeeded", "failed"]).count()
     for name in settings.RQ_QUEUES:

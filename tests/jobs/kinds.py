@@ -81,3 +81,10 @@ def urgent(ctx, *, text: str = "") -> str:
 def capped(ctx, *, text: str = "") -> str:
     calls.append(("tests.capped", {"text": text}))
     return text
+
+
+@job_kind("tests.batch_done", queue="high", max_attempts=1)
+def batch_done(ctx, *, batch: int, succeeded: int, failed: int, cancelled: int, note: str = "") -> dict:
+    calls.append(("tests.batch_done", {"batch": batch, "succeeded": succeeded, "failed": failed,
+                                       "cancelled": cancelled, "note": note}))
+    return {"succeeded": succeeded, "failed": failed}
