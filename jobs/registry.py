@@ -31,6 +31,7 @@ class Kind:
     schema: type[pydantic.BaseModel]
     public: bool = False
     tenant_concurrency: int | None = None
+    tenant_rate: int | None = None
 
     def validate(self, payload: Any) -> dict[str, Any]:
         """The payload as stored: checked, defaults filled in. Raises ValidationError naming the field."""
@@ -92,6 +93,7 @@ def job_kind(
     schema: type[pydantic.BaseModel] | None = None,
     public: bool = False,
     tenant_concurrency: int | None = None,
+    tenant_rate: int | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `handler(ctx, **payload)` as the job kind `name`.
 
@@ -99,12 +101,15 @@ def job_kind(
     is a base in seconds (doubled per attempt up to `backoff_max`), a list of delays, or a function of
     the attempt number. `public` kinds are the ones tenant staff may start themselves (from a schedule);
     the others are started by code only. `tenant_concurrency` caps how many jobs of this kind one tenant
-    may have queued or running at once (on top of the tenant's own limit).
+    may have queued or running at once (on top of the tenant's own limit); `tenant_rate` how many of them
+    one tenant's jobs are handed to workers per second (10 webhook deliveries a second, say).
     """
     if queue not in settings.RQ_QUEUES:
         raise ImproperlyConfigured(f"job kind {name!r}: unknown queue {queue!r}")
     if max_attempts < 1:
         raise ImproperlyConfigured(f"job kind {name!r}: max_attempts must be at least 1")
+    if tenant_rate is not None and tenant_rate < 1:
+        raise ImproperlyConfigured(f"job kind {name!r}: tenant_rate must be at least 1 (jobs a second)")
 
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
         existing = _kinds.get(name)
@@ -122,6 +127,7 @@ def job_kind(
             schema=schema or schema_from_signature(name, handler),
             public=public,
             tenant_concurrency=tenant_concurrency,
+            tenant_rate=tenant_rate,
         )
         return handler
 
@@ -139,6 +145,11 @@ def get_kind(name: str) -> Kind:
 def kind_names() -> list[str]:
     """Every registered kind's name, sorted: the admin's kind filter, without scanning the jobs table."""
     return sorted(_kinds)
+
+
+def kind_rates() -> dict[str, int]:
+    """Kinds with a per-tenant rate limit: kind name -> jobs a second."""
+    return {name: kind.tenant_rate for name, kind in _kinds.items() if kind.tenant_rate is not None}
 
 
 def kind_caps() -> dict[str, int]:

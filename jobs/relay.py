@@ -7,7 +7,8 @@ locks, so two relays never take the same row) or, for a tenant with a concurrenc
 Either way the push is `hand_over`, and a failed push puts the rows back to `pending` for the next pass.
 
 Fairness: a tenant may have at most its limit of jobs queued or running at once (JOBS_TENANT_CONCURRENCY,
-or the tenant's own; a kind may cap its own jobs per tenant too). Over the limit, jobs stay `pending`
+or the tenant's own; a kind may cap its own jobs per tenant too, and limit how many of them a tenant
+hands to workers per second, counted in Redis per second). Over the limit, jobs stay `pending`
 with the reason as their progress message, and `refill(tenant)` hands over what fits the moment a slot
 frees: a worker calls it after each attempt of that tenant, enqueue after storing held jobs, and the
 periodic pass for every tenant with due work. So one tenant's backlog of thousands sits in the database
@@ -34,7 +35,7 @@ from django.utils import timezone
 
 from jobs import statements, transport
 from jobs.models import ACTIVE_STATUSES, Job, QueueState, Status, error_fingerprint
-from jobs.registry import kind_caps
+from jobs.registry import kind_caps, kind_rates
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def forget_paused_cache() -> None:
 
 HELD_AT_LIMIT = "Waiting: the tenant is at its concurrency limit."
 HELD_KIND_LIMIT = "Waiting: the tenant is at its limit for this kind of job."
+HELD_RATE = "Waiting: the tenant is at this kind's rate limit."
 HELD_PAUSED = "Waiting: the tenant's work is paused."
 
 # Enqueue reads each tenant's load from a per-process picture at most this old, and admits straight to
@@ -138,6 +140,15 @@ def hold_reason(count: int, *, queue: str, tenant_id: int | None, kind: str) -> 
     cap = kind_caps().get(kind)
     if cap is not None and load.active_by_kind[tenant_id, kind] + load.admitted[tenant_id, kind] + count > cap // 2:
         return HELD_KIND_LIMIT
+    rate = kind_rates().get(kind)
+    if rate is not None:
+        try:
+            granted = transport.rate_take(f"{tenant_id}:{kind}", count, rate)
+        except transport.TransportError:
+            return ""
+        if granted < count:
+            transport.rate_return(f"{tenant_id}:{kind}", granted)
+            return HELD_RATE
     load.admitted[tenant_id] += count
     load.admitted[tenant_id, kind] += count
     return None
@@ -230,6 +241,8 @@ def _due_rows(now):
     """Due rows `relay` claims itself: system jobs and jobs of tenants without a limit."""
     load = tenant_load(fresh=True)
     rows = Job.objects.due(now).exclude(queue__in=paused_queues(fresh=True))
+    if rated := list(kind_rates()):  # a tenant's rate-limited kinds go through `refill`, which counts them
+        rows = rows.exclude(tenant__isnull=False, kind__in=rated)
     unlimited = [tenant_id for tenant_id, limit in load.limits.items() if limit == 0 and tenant_id not in load.paused]
     if settings.JOBS_TENANT_CONCURRENCY:
         return rows.filter(Q(tenant__isnull=True) | Q(tenant_id__in=unlimited))
@@ -247,7 +260,11 @@ def _limited_tenants_with_due_work(job_ids: Collection[UUID] | None) -> list[int
             rows = rows.filter(pk__in=list(job_ids))
         tenant_ids.update(rows.values_list("tenant_id", flat=True).order_by().distinct())
     load = tenant_load()
-    return sorted(t for t in tenant_ids if tenant_limit(t, load.limits) and t not in load.paused)
+    rated = list(kind_rates())
+    with_rated_work = set(Job.objects.due(now).filter(tenant__isnull=False, kind__in=rated).values_list(
+        "tenant_id", flat=True).order_by().distinct()) if rated else set()
+    return sorted(t for t in tenant_ids if (tenant_limit(t, load.limits) or t in with_rated_work)
+                  and t not in load.paused)
 
 
 def slot_freed(tenant_id: int | None) -> int:
@@ -295,6 +312,10 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
                       .values_list("kind").annotate(n=Count("id")).order_by()) if caps else {}
         room = limit - state["busy"] if limit else settings.JOBS_RELAY_BATCH
         kind_room = {kind: cap - active.get(kind, 0) for kind, cap in caps.items()}
+        # This second's hand-overs of rate-limited kinds, taken now; what the pick does not use goes back.
+        granted = {kind: transport.rate_take(f"{tenant_id}:{kind}", max(0, min(room, kind_room.get(kind, room))), rate)
+                   for kind, rate in kind_rates().items()} if room > 0 else {}
+        kind_room.update(granted)
         if room <= 0:
             picked = []
         elif statements.supported():
@@ -308,6 +329,8 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
             # Due retries and delayed jobs that did not fit wait with the others, saying why.
             due.filter(status__in=(Status.SCHEDULED, Status.RETRYING)).exclude(
                 pk__in=[row[0] for row in picked]).transition(Status.PENDING, progress_message=HELD_AT_LIMIT)
+    for kind, tokens in granted.items():
+        transport.rate_return(f"{tenant_id}:{kind}", tokens - sum(1 for row in picked if row[2] == kind))
     if not picked:
         return 0
     batch = [_handover(row, state["slug"]) for row in picked]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -290,6 +291,26 @@ def schedule_entries_remove(schedule_ids: Iterable[int]) -> None:
         pipe.zrem(scheduler.scheduled_jobs_key, *ids)
         pipe.delete(*(RQJob.key_for(entry_id) for entry_id in ids))
         pipe.execute()
+
+
+def rate_take(key: str, wanted: int, limit: int) -> int:
+    """Take up to `wanted` of this second's `limit` hand-overs counted under `key`; how many were granted."""
+    second = int(time.time())
+    name = f"jobs:rate:{key}:{second}"
+    with get_connection().pipeline() as pipe:
+        pipe.incrby(name, wanted)
+        pipe.expire(name, 5)
+        after = pipe.execute()[0]
+    over = max(0, min(wanted, after - limit))
+    if over:
+        get_connection().decrby(name, over)
+    return wanted - over
+
+
+def rate_return(key: str, unused: int) -> None:
+    """Give back hand-overs taken with `rate_take` this second but not used."""
+    if unused > 0:
+        get_connection().decrby(f"jobs:rate:{key}:{int(time.time())}", unused)
 
 
 def workers_by_queue() -> dict[str, int]:

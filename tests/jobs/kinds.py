@@ -88,3 +88,8 @@ def batch_done(ctx, *, batch: int, succeeded: int, failed: int, cancelled: int, 
     calls.append(("tests.batch_done", {"batch": batch, "succeeded": succeeded, "failed": failed,
                                        "cancelled": cancelled, "note": note}))
     return {"succeeded": succeeded, "failed": failed}
+
+
+@job_kind("tests.rated", queue="high", max_attempts=1, tenant_rate=3)
+def rated(ctx, *, text: str = "") -> str:
+    return text

@@ -215,3 +215,22 @@ def test_job_ids_made_in_one_process_keep_their_order_within_a_millisecond():
     ids = [new_job_id() for _ in range(20_000)]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert all(job_id.version == 7 for job_id in ids[:10])
+
+
+@pytest.mark.parametrize("limit", [50, 0])
+def test_a_kinds_rate_limit_hands_over_at_most_that_many_a_second_per_tenant(acme, globex, settings, limit,
+                                                                            django_capture_on_commit_callbacks):
+    import time_machine
+
+    settings.JOBS_TENANT_CONCURRENCY = limit  # with or without a concurrency limit as well
+    with time_machine.travel(timezone.now().replace(microsecond=0), tick=False) as clock:
+        with django_capture_on_commit_callbacks(execute=True):
+            mine = [enqueue("tests.rated", tenant=acme, payload={"text": str(n)}) for n in range(8)]
+            theirs = enqueue("tests.rated", tenant=globex, payload={"text": "their own three a second"})
+        assert [job.status for job in mine].count(Status.QUEUED) == 3 and theirs.status == Status.QUEUED
+        assert {job.progress_message for job in held(acme)} == {relay.HELD_RATE}
+        assert relay.relay() == 0  # this second's three are spent
+        clock.shift(1)
+        assert relay.relay() == 3
+        clock.shift(1)
+        assert relay.relay() == 2 and not held(acme)

@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 
 from jobs import enqueue
-from jobs.models import Job, Outcome, Status, Trigger
+from jobs.models import Batch, Job, Outcome, Status, Trigger
 from jobs.services import job_stop
 from tests.support import FAST_ENGINE_ENV, Process, RedisServer, wait_for
 
@@ -130,3 +130,25 @@ def test_a_worker_refuses_to_start_with_the_pickle_serializer_named_explicitly(p
                       redis_url=private_redis.url)
     assert process.popen.wait(timeout=60) != 0
     assert "Tracked workers use JSON only" in process.output()
+
+
+def test_a_chain_survives_a_worker_killed_mid_step_and_redis_losing_everything(acme, private_redis, processes):
+    from jobs.batches import batch_enqueue, chain_enqueue
+
+    chain = chain_enqueue(tenant=acme, name="resilient chain", steps=[
+        ("diagnostics.ping", {}), ("diagnostics.ping", {"seconds": 6, "steps": 12}), ("diagnostics.ping", {})])
+    batch = batch_enqueue(kind="diagnostics.ping", tenant=acme, name="resilient batch",
+                          payloads=[{"seconds": 0.5}] * 6)
+    second = chain.members.get(batch_position=2)
+    first_worker = worker(private_redis.url)
+    processes.append(Process("rqscheduler", redis_url=private_redis.url, env=FAST_ENGINE_ENV))
+    wait_for(lambda: status_of(second) == Status.RUNNING, timeout=30, what="the chain's second step to start")
+    first_worker.kill9()
+    private_redis.client().flushall()
+    processes.append(worker(private_redis.url))
+    wait_for(lambda: not chain.members.exclude(status=Status.SUCCEEDED).exists(), timeout=90,
+             what="every step of the chain to succeed")
+    assert [a.outcome for a in second.attempt_set.order_by("number")] == [Outcome.ABANDONED, Outcome.SUCCEEDED]
+    wait_for(lambda: Batch.objects.get(pk=batch.pk).finished_at is not None, timeout=60, what="the batch to finish")
+    assert batch.members.filter(status=Status.SUCCEEDED).count() == 6
+    assert Batch.objects.get(pk=chain.pk).finished_at is not None
