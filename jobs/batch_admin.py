@@ -31,7 +31,7 @@ def members_table(batch: Batch, *, current: Job | None = None) -> str:
 
 @admin.register(Batch)
 class BatchAdmin(TenantScopedAdmin):
-    list_display = ["name", "tenant", "shape", "progress", "counts", "state", "callback", "created_at"]
+    list_display = ["name", "tenant", "shape", "progress", "counts", "state", "callback", "created"]
     list_filter = ["sequential", ("tenant", ScopedTenantFilter)]
     search_fields = ["name"]
     list_select_related = ["tenant", "callback_job"]
@@ -75,12 +75,16 @@ class BatchAdmin(TenantScopedAdmin):
         waiting = batch.total - batch.done
         return f"{batch.succeeded} succeeded, {batch.failed} failed, {batch.cancelled} cancelled, {waiting} to go"
 
+    @admin.display(description="created")
+    def created(self, batch: Batch) -> str:
+        return f"{batch.created_at:%Y-%m-%d %H:%M}"
+
     @admin.display(description="state")
     def state(self, batch: Batch) -> str:
-        if batch.finished_at:
-            return "Finished"
         if batch.sequential and batch.failed:
-            return "Stopped"
+            return "Stopped by a failed step"
+        if batch.finished_at:
+            return "Finished with failures" if batch.failed else "Finished"
         return "Running"
 
     @admin.display(description="callback")

@@ -311,7 +311,7 @@ class Batch(models.Model):
 
     tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     name = models.CharField(max_length=200)
-    sequential = models.BooleanField(default=False, help_text="A chain: members run one after the other.")
+    sequential = models.BooleanField("chain", default=False, help_text="A chain: members run one after the other.")
     total = models.PositiveIntegerField(default=0)
     callback_kind = models.CharField(max_length=100, blank=True, default="")
     callback_payload = models.JSONField(default=dict, blank=True)
