@@ -30,7 +30,7 @@ from jobs.models import (
     short_id_expression,
 )
 from jobs.registry import kind_names
-from tenants.admin import ScopedTenantFilter, TenantScopedAdmin
+from tenants.admin import RecordAdmin, ScopedTenantFilter, TenantScopedAdmin
 from tenants.models import Role
 from tenants.selectors import tenant_list_for_user
 
@@ -147,7 +147,7 @@ def job_changelist_queryset(*, user, selection: str) -> QuerySet[Job]:
 
 
 @admin.register(Job)
-class JobAdmin(TenantScopedAdmin):
+class JobAdmin(RecordAdmin):
     list_display = ["short_id_link", "kind", "tenant", "status_badge", "progress_bar", "attempts_display", "queue",
                     "created_at", "duration_display"]
     list_display_links = None
@@ -172,20 +172,8 @@ class JobAdmin(TenantScopedAdmin):
     ]
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
 
-    # Jobs change only through the engine's services, never a raw form; deleting goes through the
-    # audited "delete record" action rather than Django's delete view.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_operate_permission(self, request) -> bool:
-        return self.has_role(request, Role.OPERATOR)
-
+    # Jobs change only through the engine's services (RecordAdmin has no add, change or delete view);
+    # deleting is the audited "delete record" action.
     def has_manage_permission(self, request) -> bool:
         return self.has_role(request, Role.ADMIN)
 

@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from jobs.admin import progress_html, status_badge_html
 from jobs.batches import batch_retry_failed
 from jobs.models import TERMINAL, Batch, Job, Status
-from tenants.admin import ScopedTenantFilter, TenantScopedAdmin
+from tenants.admin import RecordAdmin, ScopedTenantFilter
 from tenants.models import Role
 
 MEMBERS_SHOWN = 200
@@ -30,7 +30,7 @@ def members_table(batch: Batch, *, current: Job | None = None) -> str:
 
 
 @admin.register(Batch)
-class BatchAdmin(TenantScopedAdmin):
+class BatchAdmin(RecordAdmin):
     list_display = ["name", "tenant", "shape", "progress", "counts", "state", "callback", "created"]
     list_filter = ["sequential", ("tenant", ScopedTenantFilter)]
     search_fields = ["name"]
@@ -47,18 +47,6 @@ class BatchAdmin(TenantScopedAdmin):
             failed=Count("members", filter=Q(members__status=Status.FAILED)),
             cancelled=Count("members", filter=Q(members__status=Status.CANCELLED)),
         )
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_operate_permission(self, request) -> bool:
-        return self.has_role(request, Role.OPERATOR)
 
     @admin.display(description="kind")
     def shape(self, batch: Batch) -> str:

@@ -105,10 +105,13 @@ def tenant_load(*, fresh: bool = False) -> Load:
             load.active[tenant_id] += count
             load.active_by_kind[tenant_id, kind] += count
         own = Tenant.objects.filter(Q(concurrency_limit__isnull=False) | Q(paused_at__isnull=False))
+        paused = []
         for tenant_id, limit, paused_at in own.values_list("pk", "concurrency_limit", "paused_at"):
             if limit is not None:
                 load.limits[tenant_id] = limit
-        load.paused = frozenset(own.filter(paused_at__isnull=False).values_list("pk", flat=True))
+            if paused_at is not None:
+                paused.append(tenant_id)
+        load.paused = frozenset(paused)
         _load = load
     return _load
 

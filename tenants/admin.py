@@ -69,6 +69,23 @@ class TenantScopedAdmin(admin.ModelAdmin):
         return self.has_change_permission(request, obj)
 
 
+class RecordAdmin(TenantScopedAdmin):
+    """Records that change only through the services (audited actions), never through a raw form:
+    no add, change or delete views. Operators may take the admin's actions (`operate`)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return self.has_role(request, Role.OPERATOR)
+
+
 class ScopedTenantFilter(admin.RelatedFieldListFilter):
     """The tenant list filter: the user's tenants only, without a query over the filtered table."""
 

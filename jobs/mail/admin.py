@@ -13,7 +13,7 @@ from jobs.mail.models import EmailState, OutboundEmail
 from jobs.mail.services import email_resend
 from jobs.models import AuditAction
 from jobs.staff import audit_event_record
-from tenants.admin import ScopedTenantFilter, TenantScopedAdmin
+from tenants.admin import RecordAdmin, ScopedTenantFilter
 from tenants.models import Role
 
 STATE_COLOURS = {EmailState.PENDING: "#6c757d", EmailState.SENDING: "#0a8aa8", EmailState.SENT: "#198754",
@@ -28,7 +28,7 @@ def job_link(job_id, label: str = "") -> str:
 
 
 @admin.register(OutboundEmail)
-class OutboundEmailAdmin(TenantScopedAdmin):
+class OutboundEmailAdmin(RecordAdmin):
     list_display = ["created_at", "recipients", "subject", "tenant", "state_badge", "sends", "send_job", "bulk_job",
                     "sent_at"]
     list_filter = ["state", ("tenant", ScopedTenantFilter), "template", "created_at"]
@@ -39,18 +39,6 @@ class OutboundEmailAdmin(TenantScopedAdmin):
     fields = ["id", "tenant", "key", "from_email", "recipients", "subject", "template", "state_badge", "sends",
               "send_job", "bulk_job", "last_error", "created_at", "sent_at"]
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_operate_permission(self, request) -> bool:
-        return self.has_role(request, Role.OPERATOR)
 
     @admin.display(description="to")
     def recipients(self, message: OutboundEmail) -> str:

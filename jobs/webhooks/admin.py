@@ -20,7 +20,7 @@ from jobs.staff import audit_event_record
 from jobs.webhooks.destination import DestinationRefused, destination_check
 from jobs.webhooks.models import MessageState, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from jobs.webhooks.services import webhook_endpoint_rotate_secret, webhook_resend
-from tenants.admin import ScopedTenantFilter, TenantScopedAdmin
+from tenants.admin import RecordAdmin, ScopedTenantFilter, TenantScopedAdmin
 from tenants.models import Role
 from tenants.selectors import tenant_ids_with_role
 
@@ -178,7 +178,7 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(WebhookMessage)
-class WebhookMessageAdmin(TenantScopedAdmin):
+class WebhookMessageAdmin(RecordAdmin):
     list_display = ["created_at", "event_type", "endpoint", "tenant", "state", "delivery_count", "deliver_job"]
     list_filter = ["state", "event_type", EndpointFilter, ("tenant", ScopedTenantFilter)]
     search_fields = ["id", "event_type"]
@@ -191,18 +191,6 @@ class WebhookMessageAdmin(TenantScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(deliveries_made=Count("deliveries"))
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_operate_permission(self, request) -> bool:
-        return self.has_role(request, Role.OPERATOR)
 
     @admin.display(description="deliveries")
     def delivery_count(self, message: WebhookMessage) -> int:
