@@ -270,6 +270,9 @@ def _limited_tenants_with_due_work(job_ids: Collection[UUID] | None) -> list[int
                   and t not in load.paused)
 
 
+_freed_since_check: Counter = Counter()  # per tenant, in this process
+
+
 def slot_freed(tenant_id: int | None) -> int:
     """A job of this tenant left `queued`/`running`: hand over what it has waiting, a few at a time."""
     if tenant_id is None or redis_recently_down():
@@ -277,6 +280,13 @@ def slot_freed(tenant_id: int | None) -> int:
     limit = tenant_limit(tenant_id)
     if not limit:
         return 0
+    # The check counts the tenant's queued and running jobs, whose index entries churn with every status
+    # change: one check per few freed slots (a tenth of the limit) in each process is enough to refill
+    # long before the queue runs dry.
+    _freed_since_check[tenant_id] += 1
+    if _freed_since_check[tenant_id] < max(1, limit // 10):
+        return 0
+    _freed_since_check[tenant_id] = 0
     try:
         # Refilling in batches (half the limit) keeps the tenant's queue in RQ at least half full at a
         # fraction of the cost of a refill per job; and a refill already under way for the tenant is
@@ -293,10 +303,12 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
     first, once at least `at_least` fit; due scheduled and retrying jobs that do not fit wait `pending`
     with the reason. Without `wait`, a refill of the same tenant under way elsewhere makes this a no-op."""
     now = timezone.now()
-    # One query decides whether there is anything to do (the usual answer after an attempt: no).
-    state = _tenant_state(tenant_id, now)
+    # One query decides whether there is anything to do (the usual answer after an attempt: no). A
+    # backlog smaller than the batch goes as soon as it fits.
+    state = _tenant_state(tenant_id, now, enough=at_least)
     if state is None or not state["waiting"] or state["paused_at"] is not None:
         return 0
+    at_least = min(at_least, state["waiting"])
     limit = _limit_of(state)
     if limit and limit - state["busy"] < at_least:
         return 0
@@ -340,8 +352,8 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
     return len(batch) if hand_over(batch) else 0
 
 
-def _tenant_state(tenant_id: int, now) -> dict | None:
-    row = statements.tenant_state(tenant_id=tenant_id, now=now)
+def _tenant_state(tenant_id: int, now, enough: int = 1) -> dict | None:
+    row = statements.tenant_state(tenant_id=tenant_id, now=now, enough=enough)
     if row is None:
         return None
     return dict(zip(("paused_at", "concurrency_limit", "slug", "busy", "waiting"), row, strict=True))

@@ -220,16 +220,19 @@ TENANT_STATE_SQL = f"""
 SELECT tenant.paused_at, tenant.concurrency_limit, tenant.slug,
        (SELECT count(*) FROM {Job._meta.db_table} job
         WHERE job.tenant_id = tenant.id AND job.status IN ('queued', 'running')) AS busy,
-       (EXISTS (SELECT 1 FROM {Job._meta.db_table} job WHERE job.tenant_id = tenant.id AND job.status = 'pending')
-        OR EXISTS (SELECT 1 FROM {Job._meta.db_table} job WHERE job.tenant_id = tenant.id
-                   AND job.status IN ('scheduled', 'retrying') AND job.run_at <= %(now)s)) AS waiting
+       (SELECT count(*) FROM (SELECT 1 FROM {Job._meta.db_table} job
+                              WHERE job.tenant_id = tenant.id AND job.status = 'pending' LIMIT %(enough)s) held)
+       + (SELECT count(*) FROM (SELECT 1 FROM {Job._meta.db_table} job
+                                WHERE job.tenant_id = tenant.id AND job.status IN ('scheduled', 'retrying')
+                                AND job.run_at <= %(now)s LIMIT %(enough)s) due) AS waiting
 FROM {Tenant._meta.db_table} tenant WHERE tenant.id = %(tenant)s
 """
 
 
-def tenant_state(*, tenant_id: int, now) -> tuple | None:
-    """(paused_at, concurrency_limit, slug, jobs queued or running, has due work) of one tenant."""
-    params = {"tenant": tenant_id, "now": now}
+def tenant_state(*, tenant_id: int, now, enough: int) -> tuple | None:
+    """(paused_at, concurrency_limit, slug, jobs queued or running, due jobs waiting counted up to `enough`
+    of each sort) of one tenant."""
+    params = {"tenant": tenant_id, "now": now, "enough": enough}
     if supported():
         return _fetchone(TENANT_STATE_SQL, params)
     with connection.cursor() as cursor:
