@@ -244,8 +244,8 @@ def _due_rows(now):
     """Due rows `relay` claims itself: system jobs and jobs of tenants without a limit."""
     load = tenant_load(fresh=True)
     rows = Job.objects.due(now).exclude(queue__in=paused_queues(fresh=True))
-    if rated := list(kind_rates()):  # a tenant's rate-limited kinds go through `refill`, which counts them
-        rows = rows.exclude(tenant__isnull=False, kind__in=rated)
+    if counted := _counted_kinds():  # a tenant's capped and rate-limited kinds go through `refill`
+        rows = rows.exclude(tenant__isnull=False, kind__in=counted)
     unlimited = [tenant_id for tenant_id, limit in load.limits.items() if limit == 0 and tenant_id not in load.paused]
     if settings.JOBS_TENANT_CONCURRENCY:
         return rows.filter(Q(tenant__isnull=True) | Q(tenant_id__in=unlimited))
@@ -263,35 +263,44 @@ def _limited_tenants_with_due_work(job_ids: Collection[UUID] | None) -> list[int
             rows = rows.filter(pk__in=list(job_ids))
         tenant_ids.update(rows.values_list("tenant_id", flat=True).order_by().distinct())
     load = tenant_load()
-    rated = list(kind_rates())
-    with_rated_work = set(Job.objects.due(now).filter(tenant__isnull=False, kind__in=rated).values_list(
-        "tenant_id", flat=True).order_by().distinct()) if rated else set()
-    return sorted(t for t in tenant_ids if (tenant_limit(t, load.limits) or t in with_rated_work)
+    counted = _counted_kinds()
+    with_counted_work = set(Job.objects.due(now).filter(tenant__isnull=False, kind__in=counted).values_list(
+        "tenant_id", flat=True).order_by().distinct()) if counted else set()
+    return sorted(t for t in tenant_ids if (tenant_limit(t, load.limits) or t in with_counted_work)
                   and t not in load.paused)
+
+
+def _counted_kinds() -> list[str]:
+    """Kinds whose jobs are counted per tenant (a concurrency cap or a rate limit of their own)."""
+    return sorted(set(kind_caps()) | set(kind_rates()))
 
 
 _freed_since_check: Counter = Counter()  # per tenant, in this process
 
 
-def slot_freed(tenant_id: int | None) -> int:
-    """A job of this tenant left `queued`/`running`: hand over what it has waiting, a few at a time."""
+def slot_freed(tenant_id: int | None, *, kind: str = "", sampled: bool = True) -> int:
+    """A job (of `kind`) of this tenant left `queued`/`running` (or, with `sampled` off, jobs were just
+    held back at enqueue): hand over what it has waiting, a few at a time."""
     if tenant_id is None or redis_recently_down():
         return 0
     limit = tenant_limit(tenant_id)
+    if kind in kind_caps():
+        sampled, limit = False, limit or settings.JOBS_RELAY_BATCH  # its own few slots: refill at once
     if not limit:
         return 0
     # The check counts the tenant's queued and running jobs, whose index entries churn with every status
     # change: one check per few freed slots (a tenth of the limit) in each process is enough to refill
     # long before the queue runs dry.
-    _freed_since_check[tenant_id] += 1
-    if _freed_since_check[tenant_id] < max(1, limit // 10):
-        return 0
-    _freed_since_check[tenant_id] = 0
+    if sampled:
+        _freed_since_check[tenant_id] += 1
+        if _freed_since_check[tenant_id] < max(1, limit // 10):
+            return 0
+        _freed_since_check[tenant_id] = 0
     try:
         # Refilling in batches (half the limit) keeps the tenant's queue in RQ at least half full at a
         # fraction of the cost of a refill per job; and a refill already under way for the tenant is
         # left to finish the work rather than waited for. What a batch leaves, the periodic pass takes.
-        return refill(tenant_id, at_least=max(1, limit // 2), wait=False)
+        return refill(tenant_id, at_least=max(1, limit // 2) if sampled else 1, wait=False)
     except Exception:
         # Never the caller's problem: the periodic pass hands the work over a moment later.
         logger.exception("Refill of tenant %s failed; the next relay pass retries", tenant_id)

@@ -70,7 +70,7 @@ def _after_commit(jobs: list[Job]) -> None:
     if jobs[0].status == Status.QUEUED:
         transaction.on_commit(partial(_push_after_commit, jobs), robust=True)
     elif jobs[0].progress_message in (relay_module.HELD_AT_LIMIT, relay_module.HELD_KIND_LIMIT):
-        transaction.on_commit(partial(relay_module.slot_freed, jobs[0].tenant_id), robust=True)
+        transaction.on_commit(partial(relay_module.slot_freed, jobs[0].tenant_id, sampled=False), robust=True)
 
 
 def job_enqueue_many(

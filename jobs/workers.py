@@ -142,7 +142,7 @@ class TrackedWorkerMixin:
             try:
                 runtime.attempt_finish(claim=claim, result=result)
                 # The slot this job held is free: its tenant's next held job goes now, not at a sweep.
-                relay.slot_freed(claim.job.tenant_id)
+                relay.slot_freed(claim.job.tenant_id, kind=claim.job.kind)
                 return
             except Exception:
                 logger.exception("Job %s: could not record the attempt's outcome; retrying", claim.job.pk)

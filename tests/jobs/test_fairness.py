@@ -234,3 +234,12 @@ def test_a_kinds_rate_limit_hands_over_at_most_that_many_a_second_per_tenant(acm
         assert relay.relay() == 3
         clock.shift(1)
         assert relay.relay() == 2 and not held(acme)
+
+
+def test_a_kinds_cap_holds_for_tenants_without_a_limit_of_their_own(acme, settings, django_capture_on_commit_callbacks):
+    settings.JOBS_TENANT_CONCURRENCY = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_many("tests.capped", tenant=acme, payloads=[{"text": str(n)} for n in range(6)])
+    transport.get_connection().flushall()
+    Job.objects.filter(status=Status.QUEUED).update(status=Status.PENDING)  # as if Redis had been down
+    assert relay.relay() == 2 and active(acme) == 2
