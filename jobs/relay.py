@@ -289,11 +289,11 @@ def slot_freed(tenant_id: int | None, *, kind: str = "", sampled: bool = True) -
     if not limit:
         return 0
     # The check counts the tenant's queued and running jobs, whose index entries churn with every status
-    # change: one check per few freed slots (a tenth of the limit) in each process is enough to refill
-    # long before the queue runs dry.
+    # change: one check per few freed slots (a fifth of the limit) in each process is enough to refill
+    # long before the queue runs dry (it refills at half the limit).
     if sampled:
         _freed_since_check[tenant_id] += 1
-        if _freed_since_check[tenant_id] < max(1, limit // 10):
+        if _freed_since_check[tenant_id] < max(1, limit // 5):
             return 0
         _freed_since_check[tenant_id] = 0
     try:
