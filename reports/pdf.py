@@ -79,6 +79,9 @@ def pdf_from_html(html: str, out: BinaryIO | str) -> None:
     HTML(string=html, base_url=BASE_URL, url_fetcher=locked_fetcher()).write_pdf(out)
 
 
+OUT_OF_MEMORY = ("MemoryError", "Cannot allocate memory", "Fatal Python error")
+
+
 def pdf_write(html: str, out: BinaryIO) -> None:
     """Render `html` to `out` in a child process bounded in time and memory; PdfRenderError if it fails."""
     with tempfile.TemporaryDirectory(prefix="report-pdf-") as folder:
@@ -92,9 +95,12 @@ def pdf_write(html: str, out: BinaryIO) -> None:
         except subprocess.TimeoutExpired:
             raise PdfRenderError(f"The PDF took longer than {settings.REPORTS_PDF_TIMEOUT:g} s to render.") from None
         if child.returncode != 0:
-            lines = child.stderr.decode(errors="replace").strip().splitlines()
+            errors = child.stderr.decode(errors="replace")
+            lines = errors.strip().splitlines()
             reason = lines[-1] if lines else f"exit status {child.returncode}"
-            if "MemoryError" in reason or child.returncode < 0:
+            # Out of memory, a child may not manage a traceback at all ("Fatal Python error: ... lost
+            # sys.stderr"), so the whole of stderr is read, not only its last line.
+            if child.returncode < 0 or any(sign in errors for sign in OUT_OF_MEMORY):
                 reason = (f"The PDF needed more than {settings.REPORTS_PDF_MAX_MEMORY_MB} MB to render "
                           f"({reason}).")
             raise PdfRenderError(reason[:500])
