@@ -16,6 +16,8 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 Backoff = float | Sequence[float] | Callable[[int], float]
 
 _kinds: dict[str, Kind] = {}
+_caps: dict[str, int] = {}
+_rates: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,11 @@ def job_kind(
             tenant_concurrency=tenant_concurrency,
             tenant_rate=tenant_rate,
         )
+        for table, value in ((_caps, tenant_concurrency), (_rates, tenant_rate)):
+            if value is None:
+                table.pop(name, None)
+            else:
+                table[name] = value
         return handler
 
     return register
@@ -148,13 +155,14 @@ def kind_names() -> list[str]:
 
 
 def kind_rates() -> dict[str, int]:
-    """Kinds with a per-tenant rate limit: kind name -> jobs a second."""
-    return {name: kind.tenant_rate for name, kind in _kinds.items() if kind.tenant_rate is not None}
+    """Kinds with a per-tenant rate limit: kind name -> jobs a second (kept at registration: every
+    enqueue asks). Do not change the dict returned."""
+    return _rates
 
 
 def kind_caps() -> dict[str, int]:
-    """Kinds with a per-tenant concurrency cap: kind name -> cap."""
-    return {name: kind.tenant_concurrency for name, kind in _kinds.items() if kind.tenant_concurrency is not None}
+    """Kinds with a per-tenant concurrency cap: kind name -> cap (kept at registration, as above)."""
+    return _caps
 
 
 def public_kind_names() -> list[str]:
