@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "jobs.mail",
     "jobs.webhooks",
     "jobs.schedules",
+    "jobs.ops",
+    "jobs.api",
     "reports",
 ]
 
@@ -262,6 +264,10 @@ REPORTS_PDF_MAX_ROWS = env.int("REPORTS_PDF_MAX_ROWS", default=1000)
 REPORTS_PDF_TIMEOUT = env.float("REPORTS_PDF_TIMEOUT", default=120.0)
 REPORTS_PDF_MAX_MEMORY_MB = env.int("REPORTS_PDF_MAX_MEMORY_MB", default=1024)
 REPORTS_TOP_FAILURES = env.int("REPORTS_TOP_FAILURES", default=10)
+
+# --- Operations: health, metrics, alerts (jobs.ops; docs/deploy.md) ---
+
+# --- JSON API for integrating code (jobs.api) ---
 
 # Superusers' token for the django-rq dashboard's stats.json and metrics (Authorization: Bearer ...).
 RQ_API_TOKEN = env.str("RQ_API_TOKEN", default="")

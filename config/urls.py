@@ -62,6 +62,8 @@ urlpatterns = [
     path("admin/rq/", include((rq_dashboard, "django_rq"))),
     path("admin/", admin.site.urls),
     path("reports/", include("reports.urls")),
+    path("api/", include("jobs.api.urls")),
+    path("", include("jobs.ops.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", RedirectView.as_view(pattern_name="reports:list"), name="home"),
