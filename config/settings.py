@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "jobs.eventlog.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -272,14 +273,25 @@ REPORTS_TOP_FAILURES = env.int("REPORTS_TOP_FAILURES", default=10)
 # Superusers' token for the django-rq dashboard's stats.json and metrics (Authorization: Bearer ...).
 RQ_API_TOKEN = env.str("RQ_API_TOKEN", default="")
 
+# Logs go to stderr, one JSON object per line (LOG_FORMAT=plain for people); secrets are masked in
+# both. `jobs.events` is the line per job state change (jobs.eventlog): JOBS_EVENTS_LOG_LEVEL=WARNING
+# turns it off (it follows JOBS_LOG_LEVEL unless set).
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+_JOBS_LOG_LEVEL = env.str("JOBS_LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "jobs.eventlog.JsonFormatter"},
+        "plain": {"()": "jobs.eventlog.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
     "loggers": {
-        "jobs": {"handlers": ["console"], "level": env.str("JOBS_LOG_LEVEL", default="INFO")},
-        "tenants": {"handlers": ["console"], "level": "INFO"},
+        "jobs": {"handlers": ["console"], "level": _JOBS_LOG_LEVEL, "propagate": False},
+        "jobs.events": {"level": env.str("JOBS_EVENTS_LOG_LEVEL", default=_JOBS_LOG_LEVEL)},
+        "tenants": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "reports": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

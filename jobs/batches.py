@@ -126,8 +126,8 @@ def _start_step(batch_id: int, position: int) -> None:
 
 def _stop_chain(batch_id: int, position: int, kind: str, status: str) -> int:
     reason = CHAIN_STOPPED.format(position=position, kind=kind, status=status)
-    return Job.objects.filter(batch_id=batch_id, batch_position__gt=position, status__in=WAITING).transition(
-        Status.CANCELLED, finished_at=timezone.now(), last_error=reason, progress_message="")
+    return Job.objects.filter(batch_id=batch_id, batch_position__gt=position, status__in=WAITING).transition_logged(
+        Status.CANCELLED, reason="chain stopped", finished_at=timezone.now(), last_error=reason, progress_message="")
 
 
 def batch_counts(*, batch: Batch) -> dict[str, int]:
@@ -197,7 +197,7 @@ def batch_retry_failed(*, batch: Batch, user) -> list:
             stopped = Job.objects.filter(batch=batch, batch_position__gt=position, status=Status.CANCELLED,
                                          last_error__startswith="Chain stopped")
             for job_id, later in stopped.values_list("pk", "batch_position"):
-                Job.objects.filter(pk=job_id).transition(Status.SCHEDULED, run_at=None, finished_at=None,
+                Job.objects.filter(pk=job_id).transition_logged(Status.SCHEDULED, run_at=None, finished_at=None,
                                                          last_error="", progress_message=waiting_for(later))
         retried = services.jobs_retry(job_ids=[pk for pk, _ in failed], user=user)
         if retried:

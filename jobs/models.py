@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import time
@@ -9,7 +10,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import CharField, Q
 from django.db.models.functions import Cast, Right
 from django.utils import timezone
@@ -138,6 +139,21 @@ class JobQuerySet(models.QuerySet["Job"]):
         """Compare-and-swap: move the matching rows that may legally reach `to`; return how many moved."""
         return self.filter(status__in=ALLOWED_FROM[to]).update(status=to, updated_at=timezone.now(), **fields)
 
+    def transition_logged(self, to: str, *, reason: str = "", **fields) -> int:
+        """`transition`, with a state-change log line per moved row (jobs.eventlog): for the rarer paths
+        (recoveries, holds, chain stops), as it reads and locks the rows first when logging is on."""
+        from jobs import eventlog
+
+        if not eventlog.events.isEnabledFor(logging.INFO):
+            return self.transition(to, **fields)
+        with transaction.atomic():
+            rows = list(self.filter(status__in=ALLOWED_FROM[to]).select_for_update(of=("self",))
+                        .values_list(*eventlog.ROW_FIELDS))
+            moved = Job.objects.filter(pk__in=[row[0] for row in rows]).transition(to, **fields)
+        extra = {"reason": reason} if reason else {}
+        transaction.on_commit(lambda: eventlog.jobs_changed(rows, status=to, **extra), robust=True)
+        return moved
+
     def unfinished(self) -> JobQuerySet:
         return self.filter(status__in=UNFINISHED)
 
@@ -189,6 +205,8 @@ class Job(models.Model):
     )
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.VIEW)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # The request that enqueued it (X-Request-ID), carried by the jobs its handler enqueues; in logs.
+    request_id = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     # What starts the next attempt, copied onto that Attempt when it is claimed.
     next_trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.FIRST)
@@ -225,6 +243,11 @@ class Job(models.Model):
             # the relay hands them over: one range scan per queue.
             models.Index(fields=["tenant", "queue", "id"], name="job_pending_by_tenant",
                          condition=Q(status="pending")),
+            # The fairness count: a tenant's (and kind's) queued and running jobs, after every few
+            # attempts. In the composite index above that range fills with dead entries as jobs pass
+            # through it (a count read thousands of pages mid-backlog); this small one stays compact.
+            models.Index(fields=["tenant", "kind"], name="job_active_by_tenant",
+                         condition=Q(status__in=("queued", "running"))),
         ]
         constraints = [
             # One unfinished job per idempotency key; the database enforces it, not a check-then-insert.

@@ -95,4 +95,4 @@ def requeue_lost() -> int:
     lost = transport.missing(candidates)
     if not lost:
         return 0
-    return queued.filter(pk__in=lost).transition(Status.PENDING)
+    return queued.filter(pk__in=lost).transition_logged(Status.PENDING, reason="lost by Redis")

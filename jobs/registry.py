@@ -5,7 +5,7 @@ import functools
 import inspect
 import json
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ class Kind:
     public: bool = False
     tenant_concurrency: int | None = None
     tenant_rate: int | None = None
+    sensitive: frozenset[str] = frozenset()
 
     def validate(self, payload: Any) -> dict[str, Any]:
         """The payload as stored: checked, defaults filled in. Raises ValidationError naming the field."""
@@ -96,6 +97,7 @@ def job_kind(
     public: bool = False,
     tenant_concurrency: int | None = None,
     tenant_rate: int | None = None,
+    sensitive: Iterable[str] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `handler(ctx, **payload)` as the job kind `name`.
 
@@ -104,7 +106,8 @@ def job_kind(
     the attempt number. `public` kinds are the ones tenant staff may start themselves (from a schedule);
     the others are started by code only. `tenant_concurrency` caps how many jobs of this kind one tenant
     may have queued or running at once (on top of the tenant's own limit); `tenant_rate` how many of them
-    one tenant's jobs are handed to workers per second (10 webhook deliveries a second, say).
+    one tenant's jobs are handed to workers per second (10 webhook deliveries a second, say). `sensitive`
+    names payload fields that logs show as "[redacted]" (keys that look like secrets always are).
     """
     if queue not in settings.RQ_QUEUES:
         raise ImproperlyConfigured(f"job kind {name!r}: unknown queue {queue!r}")
@@ -130,6 +133,7 @@ def job_kind(
             public=public,
             tenant_concurrency=tenant_concurrency,
             tenant_rate=tenant_rate,
+            sensitive=frozenset(sensitive),
         )
         for table, value in ((_caps, tenant_concurrency), (_rates, tenant_rate)):
             if value is None:

@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from jobs import statements, transport
+from jobs import eventlog, statements, transport
 from jobs.models import ACTIVE_STATUSES, Job, QueueState, Status, error_fingerprint
 from jobs.registry import kind_caps, kind_rates
 from tenants.models import Tenant
@@ -166,10 +166,10 @@ def hold_paused(limit: int = 5000) -> int:
     with transaction.atomic():
         rows = list(Job.objects.filter(Q(queue__in=paused) | Q(tenant_id__in=paused_tenants), status=Status.QUEUED)
                     .select_for_update(skip_locked=True, of=("self",)).values_list("id", "queue", "tenant_id")[:limit])
-        held = Job.objects.filter(pk__in=[row[0] for row in rows if row[2] not in paused_tenants]).transition(
-            Status.PENDING)
-        held += Job.objects.filter(pk__in=[row[0] for row in rows if row[2] in paused_tenants]).transition(
-            Status.PENDING, progress_message=HELD_PAUSED)
+        held = Job.objects.filter(pk__in=[row[0] for row in rows if row[2] not in paused_tenants]).transition_logged(
+            Status.PENDING, reason="queue paused")
+        held += Job.objects.filter(pk__in=[row[0] for row in rows if row[2] in paused_tenants]).transition_logged(
+            Status.PENDING, reason="tenant paused", progress_message=HELD_PAUSED)
         rows = [(job_id, queue) for job_id, queue, _ in rows]
     try:
         transport.remove((str(job_id), queue) for job_id, queue in rows)
@@ -203,8 +203,8 @@ def _fail_unroutable(items: list[transport.Handover]) -> None:
     # than let them block every batch they are in.
     for item in items:
         message = f"Queue {item.queue!r} is not configured (RQ_QUEUES); the job cannot run."
-        Job.objects.filter(pk=item.job_id, status=Status.QUEUED).transition(
-            Status.FAILED, finished_at=timezone.now(), last_error=message,
+        Job.objects.filter(pk=item.job_id, status=Status.QUEUED).transition_logged(
+            Status.FAILED, reason="queue not configured", finished_at=timezone.now(), last_error=message,
             error_fingerprint=error_fingerprint(kind=item.kind, error_type="UnknownQueue", message=message),
         )
         logger.error("Job %s failed: queue %r is not configured", item.job_id, item.queue)
@@ -357,6 +357,7 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
         transport.rate_return(f"{tenant_id}:{kind}", tokens - sum(1 for row in picked if row[2] == kind))
     if not picked:
         return 0
+    eventlog.jobs_changed(((row[0], tenant_id, row[2], row[4], row[6]) for row in picked), status=Status.QUEUED)
     batch = [_handover(row, state["slug"]) for row in picked]
     return len(batch) if hand_over(batch) else 0
 
@@ -386,7 +387,7 @@ def _lock_tenant(tenant_id: int, *, wait: bool = True) -> bool:
 
 RELAY_LOCK_SPACE = 7301  # the first key of pg_advisory_xact_lock(space, tenant id) for refills
 
-PICK_FIELDS = ("id", "queue", "kind", "timeout", "attempts", "enqueued_at")
+PICK_FIELDS = ("id", "queue", "kind", "timeout", "attempts", "enqueued_at", "request_id")
 
 
 def _pick(tenant_id: int, now, room: int, kind_room: dict[str, int]) -> list[tuple]:
@@ -422,7 +423,7 @@ def _pick(tenant_id: int, now, room: int, kind_room: dict[str, int]) -> list[tup
 
 
 def _handover(row: tuple, tenant_slug: str | None) -> transport.Handover:
-    job_id, queue, kind, timeout, attempts, enqueued_at = row
+    job_id, queue, kind, timeout, attempts, enqueued_at, _ = row
     return transport.Handover(
         job_id=str(job_id), queue=queue, kind=kind, tenant=tenant_slug or "system", timeout=timeout,
         # Handed over before (a retry, or Redis lost it): clear what RQ may still hold under the id.
@@ -439,7 +440,7 @@ def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
         rows = list(
             rows.select_for_update(skip_locked=True, of=("self",))
             .order_by("run_at", "created_at")
-            .values_list(*PICK_FIELDS, "tenant__slug")[: settings.JOBS_RELAY_BATCH]
+            .values_list(*PICK_FIELDS, "tenant_id", "tenant__slug")[: settings.JOBS_RELAY_BATCH]
         )
         if not rows:
             return []
@@ -448,8 +449,10 @@ def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
             # Without row locks (SQLite) another relay may have raced us; re-read what is ours.
             ours = set(Job.objects.filter(pk__in=[r[0] for r in rows], enqueued_at=now).values_list("id", flat=True))
             rows = [row for row in rows if row[0] in ours]
-    return [_handover(row[:-1], row[-1]) for row in rows]
+    eventlog.jobs_changed(((row[0], row[7], row[2], row[4], row[6]) for row in rows), status=Status.QUEUED)
+    return [_handover(row[:7], row[-1]) for row in rows]
 
 
 def _release(batch: list[transport.Handover]) -> None:
-    Job.objects.filter(pk__in=[item.job_id for item in batch], status=Status.QUEUED).transition(Status.PENDING)
+    Job.objects.filter(pk__in=[item.job_id for item in batch], status=Status.QUEUED).transition_logged(
+        Status.PENDING, reason="hand-over failed")

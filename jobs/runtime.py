@@ -25,7 +25,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from rq.timeouts import JobTimeoutException
 
-from jobs import signals, statements
+from jobs import eventlog, signals, statements
 from jobs.exceptions import GiveUp, RetryAfter, Snooze
 from jobs.models import Attempt, Job, Outcome, QueueState, Status, Trigger, error_fingerprint
 from jobs.registry import Kind, get_kind
@@ -157,6 +157,7 @@ def attempt_claim(*, job_id: str, worker: WorkerIdentity) -> Claim | None:
         logger.info("Job %s: nothing to claim (not queued); delivery ignored", job_id)
         return None
     job, attempt = claimed
+    eventlog.job_changed(job, worker=worker.name)
     _send(signals.job_started, job, attempt)
     return Claim(job=job, attempt=attempt)
 
@@ -196,7 +197,8 @@ def attempt_execute(claim: Claim) -> AttemptResult:
     ctx = JobContext(claim)
     try:
         kind = get_kind(claim.job.kind)
-        value = kind.handler(ctx, **kind.arguments(claim.job.payload))
+        with eventlog.request_id_bound(claim.job.request_id):  # jobs it enqueues carry the request id on
+            value = kind.handler(ctx, **kind.arguments(claim.job.payload))
         _check_json(value)
         outcome = AttemptResult(Outcome.SUCCEEDED, result=value)
     except Snooze as exc:
@@ -265,6 +267,8 @@ def attempt_finish(*, claim: Claim, result: AttemptResult, retry_trigger: str = 
         setattr(job, name, value)
     for name, value in {**outcome_fields, "ended_at": now}.items():
         setattr(attempt, name, value)
+    eventlog.job_changed(job, duration=(now - attempt.started_at).total_seconds(), outcome=result.outcome,
+                         error_type=result.error_type)
     _announce(job, attempt)
     return job
 

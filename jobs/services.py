@@ -15,7 +15,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from jobs import relay as relay_module
-from jobs import signals, statements, transport
+from jobs import eventlog, signals, statements, transport
 from jobs.models import TERMINAL, WAITING, Attempt, Job, Source, Status, Trigger, new_job_id
 from jobs.registry import Kind, get_kind
 from tenants.models import Tenant
@@ -147,6 +147,8 @@ def _insert(jobs: list[Job]) -> None:
         statements.insert_jobs(jobs)
     else:
         Job.objects.bulk_create(jobs, batch_size=1000)
+    if eventlog.events.isEnabledFor(logging.INFO):
+        transaction.on_commit(partial(eventlog.jobs_created, jobs), robust=True)
 
 
 def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempotency_key=None) -> Job:
@@ -190,6 +192,7 @@ def _new_job(spec: Kind, *, tenant, payload, user, source, status, now, run_at=N
         source=source,
         idempotency_key=idempotency_key,
         progress_message=progress_message,
+        request_id=eventlog.current_request_id(),
     )
     # Positional construction, as Django does for fetched rows: a fraction of the keyword path's cost.
     job = Job(*values.values())
@@ -309,6 +312,7 @@ def _cancelled_after_commit(rows: list[tuple[UUID, str]]) -> None:
         pass  # A worker that still receives one finds nothing to claim.
     tenants = set()
     for job in Job.objects.filter(pk__in=[job_id for job_id, _ in rows]).select_related("tenant"):
+        eventlog.job_changed(job)
         signals.job_cancelled.send_robust(sender=Job, job=job, attempt=None)
         tenants.add(job.tenant_id)
     for tenant_id in sorted(t for t in tenants if t is not None):
@@ -344,12 +348,15 @@ def jobs_retry(*, job_ids: Collection[UUID], user=None) -> list[UUID]:
     moved: list[UUID] = []
     triggered_by = user if getattr(user, "is_authenticated", False) else None
     with transaction.atomic():
-        rows = _lock(job_ids, RETRYABLE, "id", "kind")
+        rows = _lock(job_ids, RETRYABLE, *eventlog.ROW_FIELDS)
         by_kind: dict[str, list[UUID]] = {}
-        for job_id, kind in rows:
+        for job_id, _, kind, *_ in rows:
             by_kind.setdefault(kind, []).append(job_id)
         for kind, ids in by_kind.items():
             moved.extend(_reopen_all(ids, triggered_by, _attempts_allowed(kind)))
+    reopened = set(moved)
+    transaction.on_commit(partial(eventlog.jobs_changed, [row for row in rows if row[0] in reopened],
+                                  status=Status.PENDING, trigger=Trigger.MANUAL), robust=True)
     transaction.on_commit(partial(relay_module.relay, job_ids=moved, eager=True), robust=True)
     return moved
 

@@ -169,7 +169,7 @@ def refill_pick(*, tenant_id: int, now, room: int, queues: list[str], paused: li
     `room` due rows (due retries and delayed jobs first, then held jobs by queue priority, oldest first;
     each capped kind within its own room), move them to `queued`, and move the tenant's due retries and
     delayed jobs that did not fit to `pending` with `held_message`. Returns the picked rows as
-    (id, queue, kind, timeout, attempts, enqueued_at before the move)."""
+    (id, queue, kind, timeout, attempts, enqueued_at before the move, request_id)."""
     capped = list(kind_room)
     sources, params = [], []
 
@@ -200,7 +200,7 @@ def refill_pick(*, tenant_id: int, now, room: int, queues: list[str], paused: li
             UPDATE jobs_job SET status = 'queued', enqueued_at = %s, updated_at = %s, progress_message = ''
             FROM picked WHERE jobs_job.id = picked.id AND jobs_job.status IN ('pending', 'scheduled', 'retrying')
             RETURNING jobs_job.id, jobs_job.queue, jobs_job.kind, jobs_job.timeout, jobs_job.attempts,
-                      picked.enqueued_at
+                      picked.enqueued_at, jobs_job.request_id
         ),
         held AS (
             UPDATE jobs_job SET status = 'pending', updated_at = %s, progress_message = %s

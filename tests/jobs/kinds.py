@@ -93,3 +93,10 @@ def batch_done(ctx, *, batch: int, succeeded: int, failed: int, cancelled: int, 
 @job_kind("tests.rated", queue="high", max_attempts=1, tenant_rate=3)
 def rated(ctx, *, text: str = "") -> str:
     return text
+
+
+@job_kind("tests.parent", queue="high", max_attempts=1, sensitive=("pin",))
+def parent(ctx, *, pin: str, api_token: str = "") -> str:
+    from jobs import enqueue
+
+    return str(enqueue("tests.echo", tenant=ctx.tenant, payload={"text": "child"}).pk)
