@@ -288,12 +288,12 @@ def slot_freed(tenant_id: int | None, *, kind: str = "", sampled: bool = True) -
         sampled, limit = False, limit or settings.JOBS_RELAY_BATCH  # its own few slots: refill at once
     if not limit:
         return 0
-    # The check counts the tenant's queued and running jobs, whose index entries churn with every status
-    # change: one check per few freed slots (a fifth of the limit) in each process is enough to refill
-    # long before the queue runs dry (it refills at half the limit).
+    # One check (a count of the tenant's queued and running jobs) per quarter of the limit freed in each
+    # process: with two or more processes freeing slots, about every half limit freed overall, which is
+    # what a refill waits for (it refills at half the limit), long before the queue runs dry.
     if sampled:
         _freed_since_check[tenant_id] += 1
-        if _freed_since_check[tenant_id] < max(1, limit // 5):
+        if _freed_since_check[tenant_id] < max(1, limit // 4):
             return 0
         _freed_since_check[tenant_id] = 0
     try:
