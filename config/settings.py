@@ -169,10 +169,30 @@ def with_redis_timeouts(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(options)))
 
 
+# Redis Sentinel instead of one address: REDIS_SENTINELS=host1:26379,host2:26379 and the master's name;
+# the password and database number then come from their own variables.
+REDIS_SENTINELS = [(host, int(port)) for host, _, port in
+                   (item.rpartition(":") for item in env.list("REDIS_SENTINELS", default=[]))]
+
+
+def redis_connection_settings() -> dict:
+    if not REDIS_SENTINELS:
+        return {"URL": with_redis_timeouts(REDIS_URL)}
+    return {
+        "SENTINELS": REDIS_SENTINELS,
+        "MASTER_NAME": env.str("REDIS_SENTINEL_MASTER", default="mymaster"),
+        "DB": env.int("REDIS_DB", default=0),
+        "PASSWORD": env_secret("REDIS_PASSWORD") or None,
+        "SOCKET_TIMEOUT": 5,
+        "CONNECTION_KWARGS": {"socket_connect_timeout": 2, "health_check_interval": 30},
+        "SENTINEL_KWARGS": {"socket_timeout": 2, "password": env_secret("REDIS_SENTINEL_PASSWORD") or None},
+    }
+
+
 JOBS_QUEUES = ("critical", "high", "default", "low")
 RQ_QUEUES = {
     name: {
-        "URL": with_redis_timeouts(REDIS_URL),
+        **redis_connection_settings(),
         # JSON only: a pickle payload planted in Redis must never be executable.
         "SERIALIZER": "rq.serializers.JSONSerializer",
         "DEFAULT_TIMEOUT": 300,

@@ -153,6 +153,10 @@ def get_kind(name: str) -> Kind:
         raise ValidationError({"kind": [f"Unknown job kind {name!r}."]}) from None
 
 
+def all_kinds() -> list[Kind]:
+    return list(_kinds.values())
+
+
 def kind_names() -> list[str]:
     """Every registered kind's name, sorted: the admin's kind filter, without scanning the jobs table."""
     return sorted(_kinds)

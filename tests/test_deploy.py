@@ -1,0 +1,126 @@
+"""What docs/deploy.md promises, with real processes: the Procfile's commands run, SIGTERM lets the
+current job finish, and workers find Redis through Sentinel."""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs import enqueue
+from jobs.models import Job, Outcome, Status
+from tests.support import FAST_ENGINE_ENV, ROOT, Process, database_url, free_port, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def procfile() -> dict[str, str]:
+    entries = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, command = line.partition(":")
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def procfile_process(name: str, redis_url: str, *extra: str, env=None) -> Process:
+    """The Procfile's command for `name`, run as written (plus `extra` arguments)."""
+    argv = shlex.split(procfile()[name])
+    assert argv[:2] == ["python", "manage.py"], argv
+    return Process(*argv[2:], *extra, redis_url=redis_url, env={**FAST_ENGINE_ENV, **(env or {})})
+
+
+def status_of(job) -> str:
+    return Job.objects.values_list("status", flat=True).get(pk=job.pk)
+
+
+def test_the_procfile_names_web_worker_scheduler_and_release():
+    entries = procfile()
+    assert set(entries) == {"release", "web", "worker", "scheduler"}
+    assert "rqworker critical high default low" in entries["worker"]
+    assert "--serializer rq.serializers.JSONSerializer" in entries["worker"]
+    # gunicorn accepts the configuration it is given.
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    web = shlex.split(entries["web"])
+    checked = subprocess.run([str(gunicorn), *web[1:], "--check-config"], cwd=ROOT, capture_output=True, text=True,
+                             env={**os.environ, "SECRET_KEY": "x", "DATABASE_URL": database_url()}, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_sigterm_lets_the_current_job_finish_and_takes_no_new_one(acme, private_redis, processes):
+    running = enqueue("diagnostics.ping", tenant=acme, payload={"seconds": 3, "steps": 6})
+    worker = procfile_process("worker", private_redis.url)
+    processes.append(worker)
+    wait_for(lambda: status_of(running) == Status.RUNNING, timeout=20, what="the job to start")
+    waiting = enqueue("diagnostics.ping", tenant=acme, payload={})
+    os.kill(worker.pid, signal.SIGTERM)  # the worker only, as KillMode=mixed and platforms do
+    exit_code = worker.popen.wait(timeout=30)
+    assert exit_code == 0, worker.output()
+    attempt = Job.objects.get(pk=running.pk).attempt_set.get()
+    assert (status_of(running), attempt.outcome) == (Status.SUCCEEDED, Outcome.SUCCEEDED)
+    assert attempt.ended_at is not None
+    assert status_of(waiting) == Status.QUEUED  # left for the next worker, not started and dropped
+    assert not Job.objects.get(pk=waiting.pk).attempt_set.exists()
+
+
+def test_a_second_sigterm_ends_the_job_and_it_is_run_again(acme, private_redis, processes):
+    job = enqueue("diagnostics.ping", tenant=acme, payload={"seconds": 20, "steps": 20})
+    worker = procfile_process("worker", private_redis.url)
+    wait_for(lambda: status_of(job) == Status.RUNNING, timeout=20, what="the job to start")
+    os.kill(worker.pid, signal.SIGTERM)
+    time.sleep(1.5)  # RQ ignores a second signal within a second of the first
+    os.kill(worker.pid, signal.SIGTERM)  # cold shutdown: the horse is killed
+    worker.popen.wait(timeout=30)
+    processes.append(procfile_process("worker", private_redis.url))
+    wait_for(lambda: Job.objects.get(pk=job.pk).attempt_set.count() == 2, timeout=60,
+             what="the interrupted job's next attempt")
+    first = Job.objects.get(pk=job.pk).attempt_set.get(number=1)
+    assert first.outcome in (Outcome.ABANDONED, Outcome.FAILED), first.outcome
+    assert first.ended_at is not None
+
+
+class Sentinel:
+    """A redis-server in Sentinel mode watching `master_port` under the name `jobs`."""
+
+    def __init__(self, master_port: int) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="jobs-test-sentinel-")
+        config = Path(self.dir) / "sentinel.conf"
+        config.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                          f"sentinel monitor jobs 127.0.0.1 {master_port} 1\n")
+        self.process = subprocess.Popen(["redis-server", str(config), "--sentinel"], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+
+    def master(self):
+        import redis
+
+        try:
+            return redis.Redis(port=self.port, socket_timeout=1).sentinel_get_master_addr_by_name("jobs")
+        except redis.RedisError:
+            return None
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def test_workers_and_the_scheduler_find_redis_through_sentinel(acme, private_redis, processes):
+    sentinel = Sentinel(private_redis.port)
+    try:
+        wait_for(lambda: sentinel.master() is not None, timeout=10, what="the sentinel to know the master")
+        env = {"REDIS_SENTINELS": f"127.0.0.1:{sentinel.port}", "REDIS_SENTINEL_MASTER": "jobs",
+               "REDIS_URL": "redis://127.0.0.1:1/0"}  # unused: nothing may fall back to it
+        processes.append(procfile_process("worker", private_redis.url, env=env))
+        processes.append(procfile_process("scheduler", private_redis.url, env=env))
+        now = enqueue("diagnostics.ping", tenant=acme, payload={})
+        later = enqueue("diagnostics.ping", tenant=acme, payload={}, delay=1)  # relayed by the scheduler
+        wait_for(lambda: status_of(now) == status_of(later) == Status.SUCCEEDED, timeout=30,
+                 what="both jobs to run through the Sentinel-found master")
+    finally:
+        sentinel.stop()
