@@ -1,7 +1,7 @@
 """Tenant fairness: A enqueues a backlog, then B enqueues a few. When does B's first job start, and what
 does the limit cost in throughput? Bare RQ, tracked without limits and tracked with limits, in one run.
 
-    ./run bench fairness                         # A: 10,000 jobs, B: 10, 2 SimpleWorkers, limit 20
+    ./run bench fairness                         # A: 10,000 jobs, B: 10, 2 SimpleWorkers, limit 50
     ./run bench fairness --jobs 2000 --worker fork --limit 10
 
 Workers are real worker processes (bench/worker.py, as in `./run bench`) on the default queue, with
@@ -27,7 +27,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=10_000, help="tenant A's backlog")
     parser.add_argument("--b-jobs", type=int, default=10)
-    parser.add_argument("--limit", type=int, default=20, help="tenant concurrency limit in the limited run")
+    parser.add_argument("--limit", type=int, default=50,
+                        help="tenant concurrency limit in the limited run (default: the product's default)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker", choices=list(WORKER_CLASSES), default="simple")
     parser.add_argument("--reps", type=int, default=1)
