@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "jobs.ops.views.ProbeMiddleware",
     "jobs.eventlog.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -103,6 +104,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
+elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    # A database host that does not answer costs a request (or /readyz) seconds, not minutes.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
 if env.str("TEST_DATABASE_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME")}
 
@@ -287,8 +291,42 @@ REPORTS_PDF_MAX_MEMORY_MB = env.int("REPORTS_PDF_MAX_MEMORY_MB", default=1024)
 REPORTS_TOP_FAILURES = env.int("REPORTS_TOP_FAILURES", default=10)
 
 # --- Operations: health, metrics, alerts (jobs.ops; docs/deploy.md) ---
+# Thresholds of /readyz and of the alert check (0 turns one off). Crossing one is "degraded"; the checks
+# named in OPS_DOWN_CHECKS count as "down" (503) instead. The database unreachable is always "down".
+OPS_MAX_FAILED_PER_HOUR = env.int("OPS_MAX_FAILED_PER_HOUR", default=100)
+OPS_MAX_FAILURE_RATE = env.float("OPS_MAX_FAILURE_RATE", default=0.0)  # failed / finished in the last hour
+OPS_MAX_WAITING = env.int("OPS_MAX_WAITING", default=10_000)  # pending + queued
+OPS_MAX_DELAYED = env.int("OPS_MAX_DELAYED", default=5_000)  # scheduled + retrying
+OPS_MAX_ACTIVE = env.int("OPS_MAX_ACTIVE", default=1_000)  # running
+OPS_MAX_PENDING = env.int("OPS_MAX_PENDING", default=5_000)  # stored, not yet handed to RQ
+OPS_MAX_WAITING_AGE_SECONDS = env.int("OPS_MAX_WAITING_AGE_SECONDS", default=900)
+OPS_DOWN_CHECKS = env.list("OPS_DOWN_CHECKS", default=[])
+# Redis socket timeouts and the database statement timeout of the checks (seconds); the admin's banner
+# reuses a process's Redis answer this long.
+OPS_CHECK_TIMEOUT = env.float("OPS_CHECK_TIMEOUT", default=1.0)
+OPS_REDIS_STATE_CACHE_SECONDS = env.float("OPS_REDIS_STATE_CACHE_SECONDS", default=5.0)
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; empty: /metrics is 404.
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+OPS_METRICS_TOP_TENANTS = env.int("OPS_METRICS_TOP_TENANTS", default=10)
+OPS_METRICS_WINDOW_SECONDS = env.int("OPS_METRICS_WINDOW_SECONDS", default=3600)
+OPS_METRICS_TIMEOUT = env.float("OPS_METRICS_TIMEOUT", default=10.0)
+# Alerts: who hears of an incident (opened once, resolved once). The check runs every minute from the
+# built-in "Alert check" system schedule, made when alerts are on (by default: when someone is told).
+OPS_ALERT_EMAILS = env.list("OPS_ALERT_EMAILS", default=[])
+OPS_ALERT_WEBHOOK_URL = env.str("OPS_ALERT_WEBHOOK_URL", default="")
+OPS_ALERT_WEBHOOK_SECRET = env_secret("OPS_ALERT_WEBHOOK_SECRET")  # whsec_...: Standard Webhooks signature
+OPS_ALERTS_ENABLED = env.bool("OPS_ALERTS_ENABLED", default=bool(OPS_ALERT_EMAILS or OPS_ALERT_WEBHOOK_URL))
 
 # --- JSON API for integrating code (jobs.api) ---
+# django-ninja as an app too: its Swagger UI page (/api/v1/docs) then loads its own static files, not a CDN's.
+INSTALLED_APPS += ["ninja"]
+# Per-tenant bearer tokens (made in the admin). A token's last use is written at most this often.
+API_TOKEN_LAST_USED_SECONDS = env.int("API_TOKEN_LAST_USED_SECONDS", default=60)
+# Requests per minute per token (counted in Redis; 0: no limit). Over it: 429 with Retry-After.
+API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=600)
+# Jobs per page of GET /api/v1/jobs: the default and the most a client may ask for (limit=).
+API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=50)
+API_PAGE_SIZE_MAX = env.int("API_PAGE_SIZE_MAX", default=200)
 
 # Superusers' token for the django-rq dashboard's stats.json and metrics (Authorization: Bearer ...).
 RQ_API_TOKEN = env.str("RQ_API_TOKEN", default="")

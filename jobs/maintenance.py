@@ -28,6 +28,9 @@ SYSTEM = "system"
 # Extra cleaners (reports' expired files, say) register here: each deletes what has expired and
 # returns {tenant key: count}.
 EXTRA_CLEANERS: list[Callable[[datetime], dict[str, int]]] = []
+# Other apps' built-in system schedules (the ops alert check) register a function here that makes theirs
+# when missing; `system_schedules_ensure` runs them with the cleanup's, when a scheduler starts.
+EXTRA_SYSTEM_SCHEDULES: list[Callable[[], object]] = []
 
 
 def retention_cleanup(*, now: datetime | None = None, progress: Callable[[str], None] | None = None) -> dict:
@@ -108,6 +111,13 @@ def _delete_expired_emails(now: datetime) -> Counter:
 
 
 CLEANUP_SCHEDULE_NAME = "Retention cleanup"
+
+
+def system_schedules_ensure() -> None:
+    """Make the built-in system schedules that are missing: the cleanup's and EXTRA_SYSTEM_SCHEDULES'."""
+    cleanup_schedule_ensure()
+    for ensure in EXTRA_SYSTEM_SCHEDULES:
+        ensure()
 
 
 def cleanup_schedule_ensure():

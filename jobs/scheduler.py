@@ -35,7 +35,7 @@ class TrackedScheduler(DjangoScheduler):
                 try:
                     self.heartbeat()
                     if not synced:
-                        maintenance.cleanup_schedule_ensure()
+                        maintenance.system_schedules_ensure()
                         schedules_sync()  # this process's first look, whoever leads the passes
                         synced = True
                     # Every tick, not rq-scheduler's minute: a cron firing is due to the second.

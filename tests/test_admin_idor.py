@@ -26,10 +26,12 @@ from django.urls import URLPattern, reverse
 from django.utils import timezone
 
 from jobs import enqueue
+from jobs.api.models import ApiToken
 from jobs.mail.models import OutboundEmail
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from jobs.models import AuditAction, AuditEvent, AuditEventJob, Batch, Job, QueueState, Status
 from jobs.staff import JOB_ACTIONS
+from jobs.ops.models import Incident
 from jobs.schedules.models import Schedule
 from reports.models import Report
 from tenants.admin import TenantScopedAdmin
@@ -128,6 +130,19 @@ def make_batch(tenant: Tenant, user) -> tuple[Batch, list[str]]:
     return chain, [secret(tenant, "chain"), secret(tenant, "chain-error"), chain.first_job.short_id]
 
 
+def make_incident(tenant: Tenant, user) -> tuple[Incident, list[str]]:
+    # Incidents are the whole system's (no tenant): superusers only, so each one is off limits to alice.
+    incident = Incident.objects.create(check_name=f"{tenant.slug}-check", summary=secret(tenant, "incident"))
+    return incident, [secret(tenant, "incident"), f"{tenant.slug}-check"]
+
+
+def make_api_token(tenant: Tenant, user) -> tuple[ApiToken, list[str]]:
+    from jobs.api.services import api_token_create
+
+    token, _ = api_token_create(tenant=tenant, name=secret(tenant, "api-token"), scope="read-write", user=user)
+    return token, [secret(tenant, "api-token"), token.prefix]
+
+
 # Every registered model needs an entry; `user` is the tenant's staff member (alice or charlie).
 FACTORIES: dict[type[Model], Callable[[Tenant, object], tuple[Model, list[str]]]] = {
     Tenant: lambda tenant, user: (tenant, [tenant.name, tenant.slug]),
@@ -142,9 +157,13 @@ FACTORIES: dict[type[Model], Callable[[Tenant, object], tuple[Model, list[str]]]
     Report: make_report,
     Schedule: make_schedule,
     Batch: make_batch,
+    ApiToken: make_api_token,
+    Incident: make_incident,
 }
 REGISTERED = list(admin.site._registry)
 UNSCOPED = [model for model in REGISTERED if not isinstance(admin.site._registry[model], TenantScopedAdmin)]
+# Scoped admins of rows that belong to no tenant: no tenant's staff sees any of them, not even "their own".
+SUPERUSER_ONLY = {Incident}
 
 
 @pytest.fixture(autouse=True)
@@ -248,7 +267,7 @@ def assert_no_leak(world: World, response, where: str) -> None:
 
 
 def is_scoped(model: type[Model]) -> bool:
-    return isinstance(admin_of(model), TenantScopedAdmin)
+    return isinstance(admin_of(model), TenantScopedAdmin) and model not in SUPERUSER_ONLY
 
 
 # --- the sweep -----------------------------------------------------------------------------------------
@@ -279,6 +298,9 @@ def test_it_never_answers_a_tenant_admin_with_another_tenants_object(client, wor
         # Not vacuous: the same doors open for alice's own tenant.
         assert client.get(change_url(world.mine[model])).status_code == 200
         assert change_url(world.mine[model]) in client.get(changelist_url(model)).content.decode()
+    elif model in SUPERUSER_ONLY:
+        assert client.get(change_url(world.mine[model])).status_code == 403
+        assert client.get(changelist_url(model)).status_code == 403
 
 
 @pytest.mark.parametrize("model", UNSCOPED, ids=lambda model: model._meta.label)

@@ -1,0 +1,122 @@
+"""Staff pages for API tokens: tenant admins make their tenant's (the token is shown once) and revoke them."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from jobs.api.models import ApiToken
+from jobs.api.services import api_token_create, api_token_revoke
+from tenants.admin import ScopedTenantFilter, TenantScopedAdmin
+from tenants.models import Role
+
+
+class TokenAddForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["tenant", "name", "scope"]
+
+
+class StateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(TenantScopedAdmin):
+    change_role = Role.ADMIN
+    list_display = ["name", "prefix", "tenant", "scope", "created_by", "created_at", "last_used_at", "state"]
+    list_filter = [StateFilter, "scope", ("tenant", ScopedTenantFilter)]
+    search_fields = ["name", "prefix"]
+    list_select_related = ["tenant", "created_by", "revoked_by"]
+    readonly_fields = ["prefix", "tenant", "scope", "created_by", "created_at", "last_used_at", "state",
+                       "revoked_at", "revoked_by"]
+    actions = ["revoke_tokens"]
+    change_form_template = "admin/api/apitoken/change_form.html"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = TokenAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["tenant", "name", "scope"]
+        return ["name", *self.readonly_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        # Only the name changes; a revoked token is a record, as it was.
+        return self.readonly_fields if obj.revoked_at is None else ["name", *self.readonly_fields]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoked, never deleted: the record says who made it and when it was last used
+
+    @admin.display(description="state")
+    def state(self, token: ApiToken) -> str:
+        if token.revoked_at is None:
+            return "Active"
+        by = f" by {token.revoked_by}" if token.revoked_by_id else ""
+        return f"Revoked {token.revoked_at:%Y-%m-%d %H:%M}{by}"
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        row, secret = api_token_create(tenant=obj.tenant, name=obj.name, scope=obj.scope, user=request.user)
+        obj.pk, obj.prefix, obj.created_at, obj.created_by = row.pk, row.prefix, row.created_at, row.created_by
+        obj._state.adding = False
+        obj.plain_token = secret  # for the page right after this one; never stored
+
+    def response_add(self, request, obj, post_url_continue=None):
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "token": obj,
+                   "secret": obj.plain_token, "title": "API token created"}
+        response = TemplateResponse(request, "admin/api/apitoken/token.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def get_urls(self):
+        return [path("<path:object_id>/revoke/", self.admin_site.admin_view(self.revoke_view),
+                     name="api_apitoken_revoke")] + super().get_urls()
+
+    def revoke_view(self, request, object_id):
+        token = self.get_object(request, object_id)
+        if token is None:
+            raise Http404("No such token.")
+        if not self.has_change_permission(request, token):
+            raise PermissionDenied
+        if request.method != "POST":
+            context = {**self.admin_site.each_context(request), "opts": self.model._meta, "token": token,
+                       "title": f"Revoke API token {token.prefix}"}
+            return TemplateResponse(request, "admin/api/apitoken/revoke.html", context)
+        if api_token_revoke(token=token, user=request.user):
+            self.message_user(request, f"Token {token} revoked: requests with it are refused.", messages.SUCCESS)
+        else:
+            self.message_user(request, f"Token {token} was already revoked.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:api_apitoken_change", args=[token.pk]))
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke_tokens(self, request, queryset):
+        revoked = 0
+        for token in queryset.select_related("tenant"):
+            if not self.has_change_permission(request, token):
+                self.message_user(request, f"{token}: only {token.tenant}'s admins may revoke it.", messages.WARNING)
+                continue
+            revoked += api_token_revoke(token=token, user=request.user)
+        self.message_user(request, format_html("{} token(s) revoked.", revoked),
+                          messages.SUCCESS if revoked else messages.WARNING)

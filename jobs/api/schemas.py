@@ -1,0 +1,263 @@
+"""What the API reads and writes, as pydantic schemas: these are also its published OpenAPI schema.
+
+The enqueue body is one schema per public kind (a union on `kind`), each with that kind's own payload
+schema, so the published schema says exactly which payloads are accepted.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+from uuid import UUID
+
+from django.conf import settings
+from ninja import Schema
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
+
+from jobs.api.selectors import CURSOR_PATTERN
+from jobs.models import Attempt, Job, Status
+from jobs.registry import Kind
+
+# PostgreSQL text cannot hold NUL: refused as a field error rather than failing in the database.
+TEXT = r"^[^\x00]*$"
+CURSOR = CURSOR_PATTERN
+KEY = r"^[^\x00\s][^\x00]*$"
+PATTERN_MESSAGES = {
+    TEXT: "Must not contain the NUL character (\\u0000).",
+    CURSOR: "Not a cursor this API handed out; use next_cursor from the previous page.",
+    KEY: "Must start with a visible character and not contain the NUL character (\\u0000).",
+}
+DELAY_MAX_SECONDS = 10 * 365 * 86400
+_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,6})?([Zz]|[+-]\d\d:\d\d)")
+
+
+def _date_time(value: Any) -> Any:
+    """RFC 3339 text only (pydantic alone would also take a number of seconds, or a bare date)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_TIME.fullmatch(value):
+        raise ValueError("Give a date and time with its UTC offset, such as 2026-05-01T12:00:00Z")
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise ValueError("Not a valid date and time") from None
+
+
+DateTime = Annotated[AwareDatetime, BeforeValidator(_date_time)]
+# Request bodies are JSON: no coercion (`false` is no number of seconds, `1` is no text).
+BODY = ConfigDict(extra="forbid", strict=True)
+
+
+class ErrorDetail(Schema):
+    field: str
+    message: str
+
+
+class ErrorBody(Schema):
+    code: str = Field(description="Stable, machine-readable: unauthorized, forbidden, insufficient_scope, "
+                                  "not_found, method_not_allowed, conflict, validation_error, bad_request, "
+                                  "rate_limited, internal_error, ...")
+    message: str
+    field: str | None = Field(None, description="The field at fault (`payload.steps`, `status`, ...), if one is.")
+    details: list[ErrorDetail] | None = Field(None, description="Every field error, when there are several.")
+
+
+class ErrorOut(Schema):
+    error: ErrorBody
+
+
+class AttemptError(Schema):
+    type: str
+    message: str
+
+
+class AttemptOut(Schema):
+    number: int
+    trigger: str = Field(description="first, retry, manual, rescue or snooze")
+    outcome: str | None = Field(description="succeeded, failed, timed_out, abandoned, stopped, snoozed; "
+                                            "null while running")
+    started_at: datetime
+    ended_at: datetime | None
+    duration_seconds: float | None
+    error: AttemptError | None
+
+    @staticmethod
+    def of(attempt: Attempt) -> AttemptOut:
+        duration = attempt.duration
+        error = AttemptError(type=attempt.error_type, message=attempt.error_message) if (
+            attempt.error_type or attempt.error_message) else None
+        return AttemptOut(number=attempt.number, trigger=attempt.trigger, outcome=attempt.outcome or None,
+                          started_at=attempt.started_at, ended_at=attempt.ended_at,
+                          duration_seconds=duration.total_seconds() if duration is not None else None, error=error)
+
+
+class JobSummary(Schema):
+    id: UUID
+    short_id: str
+    kind: str
+    queue: str
+    status: Status
+    progress: int = Field(ge=0, le=100)
+    progress_message: str
+    attempt_count: int = Field(description="Attempts made so far.")
+    max_attempts: int
+    error: str | None = Field(description="The latest error (or why it was cancelled), if any.")
+    source: str
+    idempotency_key: str | None
+    created_at: datetime
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    run_at: datetime | None = Field(description="When a scheduled or retrying job is due.")
+    duration_seconds: float | None
+
+    @classmethod
+    def fields_of(cls, job: Job) -> dict[str, Any]:
+        duration = job.duration
+        return dict(id=job.pk, short_id=job.short_id, kind=job.kind, queue=job.queue, status=job.status,
+                    progress=job.progress, progress_message=job.progress_message, attempt_count=job.attempts,
+                    max_attempts=job.max_attempts, error=job.last_error or None, source=job.source,
+                    idempotency_key=job.idempotency_key, created_at=job.created_at, enqueued_at=job.enqueued_at,
+                    started_at=job.started_at, finished_at=job.finished_at, run_at=job.run_at,
+                    duration_seconds=duration.total_seconds() if duration is not None else None)
+
+    @classmethod
+    def of(cls, job: Job) -> JobSummary:
+        return cls(**cls.fields_of(job))
+
+
+class JobDetail(JobSummary):
+    payload: dict[str, Any]
+    result: Any = Field(None, description="What the handler returned (JSON), once it succeeded.")
+    attempts: list[AttemptOut] = Field(description="Every attempt, first first.")
+
+    @classmethod
+    def of(cls, job: Job) -> JobDetail:
+        attempts = [AttemptOut.of(attempt) for attempt in job.attempt_set.all()] if job.pk else []
+        return cls(**cls.fields_of(job), payload=job.payload, result=job.result, attempts=attempts)
+
+
+class JobPage(Schema):
+    items: list[JobSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class JobFilters(Schema):
+    status: list[Status] = Field(default_factory=list, description="One or more statuses (repeat the parameter).")
+    kind: str | None = Field(None, max_length=100, pattern=TEXT)
+    queue: str | None = Field(None, max_length=32, pattern=TEXT)
+    created_after: DateTime | None = Field(None, description="Created at or after (with a UTC offset).")
+    created_before: DateTime | None = Field(None, description="Created before (with a UTC offset).")
+    has_error: bool | None = None
+    q: str | None = Field(None, max_length=200, pattern=TEXT,
+                          description="A job id, an 8-character short id, or text in the kind, payload or error.")
+    cursor: str | None = Field(None, pattern=CURSOR, description="next_cursor of the previous page.")
+    limit: int = Field(settings.API_PAGE_SIZE, ge=1, le=settings.API_PAGE_SIZE_MAX)
+
+
+class ActionIn(Schema):
+    model_config = BODY
+
+    reason: str = Field("", max_length=2000, pattern=TEXT, description="Stored in the audit record.")
+
+
+class QueueCounts(Schema):
+    pending: int
+    scheduled: int
+    queued: int
+    running: int
+    retrying: int
+
+
+class QueueOut(Schema):
+    name: str
+    counts: QueueCounts = Field(description="The tenant's unfinished jobs in this queue, by status.")
+    waiting: int = Field(description="Pending and queued: waiting for a worker.")
+    failed_last_hour: int
+    failed_last_day: int
+    oldest_waiting_seconds: float | None = Field(description="Age of the oldest job waiting for a worker.")
+    paused: bool = Field(description="Paused by an operator: its waiting jobs stay until resumed.")
+
+
+class QueuesOut(Schema):
+    tenant_paused: bool = Field(description="The tenant's work is paused (its kill switch).")
+    queues: list[QueueOut]
+
+
+class KindOut(Schema):
+    name: str
+    queue: str
+    max_attempts: int
+    timeout_seconds: int
+    description: str
+    payload_schema: dict[str, Any] = Field(description="JSON Schema of the payload.")
+
+
+class TenantOut(Schema):
+    slug: str
+    name: str
+
+
+class TokenOut(Schema):
+    name: str
+    prefix: str
+    scope: Literal["read", "read-write"]
+    tenant: TenantOut
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+_ENQUEUE_FIELDS: dict[str, Any] = {
+    "idempotency_key": (str | None, Field(None, min_length=1, max_length=200, pattern=KEY,
+                                          description="While a job with this key is unfinished, the same "
+                                                      "request returns it (200) instead of a new one.")),
+    # Not nullable: leave one out instead; giving both is refused (the schema says so with `not`).
+    "run_at": (DateTime, Field(None, description="Run at this time (with a UTC offset); a time past runs "
+                                                      "now. Not together with delay.")),
+    "delay": (float, Field(None, ge=0, lt=DELAY_MAX_SECONDS,
+                           description="Run after this many seconds. Not together with run_at.")),
+}
+_ENQUEUE_CONFIG = ConfigDict(**BODY, json_schema_extra={"not": {"required": ["run_at", "delay"]}})
+
+
+def payload_json_schema(kind: Kind) -> dict[str, Any]:
+    """The kind's payload schema as one self-contained JSON Schema (definitions inlined)."""
+    schema = kind.schema.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any, depth: int = 0) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                # A recursive model cannot be inlined for ever: deep down it is any object.
+                target = definitions.get(ref.removeprefix("#/$defs/"), {})
+                return inline(target, depth + 1) if depth < 8 else {"type": "object"}
+            return {key: inline(value, depth) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item, depth) for item in node]
+        return node
+
+    return inline(schema)
+
+
+def enqueue_schema(kinds: list[Kind]) -> Any:
+    """The enqueue body: for each public kind, `kind` (that name), `payload` (published with that kind's
+    schema) and the common options; one of them, told apart by `kind`.
+
+    The payload is checked by the engine (`enqueue`), from JSON as a worker will read it, so its
+    errors are the engine's own (`payload.steps: ...`); the schema here documents it.
+    """
+    variants = []
+    for kind in kinds:
+        name = "Enqueue" + "".join(part.title() for part in re.split(r"[._-]", kind.name))
+        payload = Annotated[dict[str, Any], WithJsonSchema(payload_json_schema(kind))]
+        variants.append(create_model(
+            name, __config__=_ENQUEUE_CONFIG, __doc__=f"Enqueue a {kind.name} job.",
+            kind=(Literal[kind.name], ...), payload=(payload, Field(default_factory=dict)), **_ENQUEUE_FIELDS))
+    if not variants:  # no public kind: every request is refused, naming `kind`
+        return create_model("EnqueueAnyKind", __config__=_ENQUEUE_CONFIG,
+                            kind=(str, Field(max_length=100, pattern=TEXT)),
+                            payload=(dict[str, Any], Field(default_factory=dict)), **_ENQUEUE_FIELDS)
+    if len(variants) == 1:
+        return variants[0]
+    return Annotated[Union[tuple(variants)], Field(discriminator="kind")]  # noqa: UP007 (built at run time)

@@ -1,0 +1,161 @@
+"""Reads for the JSON API, always within one tenant: job pages (keyset on the time-ordered id), one job,
+queue statistics, the kinds a token may start."""
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.db.models import Count, Min, Prefetch, Q, QuerySet, TextField
+from django.db.models.functions import Cast
+from django.http import Http404
+from django.utils import timezone
+
+from jobs.models import SHORT_ID_LENGTH, UNFINISHED, Attempt, Job, QueueState, Status, short_id_expression
+from jobs.registry import Kind, get_kind, public_kind_names
+from tenants.models import Tenant
+
+_CURSOR_VERSION = b"\x01"
+# base64url (no padding) of the version byte and a 16-byte id: exactly the strings of this pattern.
+CURSOR_PATTERN = r"^A[Q-Za-f][A-Za-z0-9_-]{20}[AEIMQUYcgkosw048]$"
+_NOT_A_CURSOR = "Not a cursor this API handed out; use next_cursor from the previous page."
+
+
+class CursorInvalid(ValueError):
+    """A cursor this API did not hand out (or from an incompatible version)."""
+
+
+def cursor_encode(job_id: UUID) -> str:
+    """An opaque cursor: the last id of a page, versioned, base64url without padding."""
+    return base64.urlsafe_b64encode(_CURSOR_VERSION + job_id.bytes).rstrip(b"=").decode()
+
+
+def cursor_decode(cursor: str) -> UUID:
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise CursorInvalid(_NOT_A_CURSOR)
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    return UUID(bytes=raw[1:])
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    statuses: tuple[str, ...] = ()
+    kind: str | None = None
+    queue: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    has_error: bool | None = None
+    search: str = ""
+
+
+def api_job_page(*, tenant: Tenant, filters: JobFilter, limit: int, cursor: str | None = None,
+                 ) -> tuple[list[Job], str | None]:
+    """One page of the tenant's jobs, newest first, and the cursor of the next page (None on the last).
+
+    Keyset pagination on the primary key (UUIDv7, time-ordered): each page is one index range scan,
+    whatever its depth, and rows arriving meanwhile never shift a page.
+    """
+    jobs = _filtered(Job.objects.filter(tenant=tenant), filters)
+    if cursor:
+        jobs = jobs.filter(pk__lt=cursor_decode(cursor))
+    rows = list(jobs.order_by("-pk")[: limit + 1])
+    if len(rows) > limit:
+        return rows[:limit], cursor_encode(rows[limit - 1].pk)
+    return rows, None
+
+
+def _filtered(jobs: QuerySet[Job], filters: JobFilter) -> QuerySet[Job]:
+    if filters.statuses:
+        jobs = jobs.filter(status__in=filters.statuses)
+    if filters.kind:
+        jobs = jobs.filter(kind=filters.kind)
+    if filters.queue:
+        jobs = jobs.filter(queue=filters.queue)
+    if filters.created_after:
+        jobs = jobs.filter(created_at__gte=filters.created_after)
+    if filters.created_before:
+        jobs = jobs.filter(created_at__lt=filters.created_before)
+    if filters.has_error is not None:
+        jobs = jobs.exclude(last_error="") if filters.has_error else jobs.filter(last_error="")
+    if filters.search.strip():
+        jobs = _searched(jobs, filters.search.strip())
+    return jobs
+
+
+def _searched(jobs: QuerySet[Job], term: str) -> QuerySet[Job]:
+    """As the admin's search: a full id, an 8-character short id (indexed), or text in the kind, the
+    payload or the error."""
+    try:
+        return jobs.filter(pk=UUID(term))
+    except ValueError:
+        pass
+    if re.fullmatch(rf"[0-9a-fA-F]{{{SHORT_ID_LENGTH}}}", term):
+        by_short_id = jobs.annotate(short_id_text=short_id_expression()).filter(short_id_text=term.lower())
+        if by_short_id.exists():
+            return by_short_id
+    text = Q(kind__icontains=term) | Q(last_error__icontains=term) | Q(payload_text__icontains=term)
+    return jobs.annotate(payload_text=Cast("payload", TextField())).filter(text)
+
+
+def api_job_get(*, tenant: Tenant, job_id: UUID) -> Job:
+    """One of the tenant's jobs with its attempts; Http404 for any other id (another tenant's too)."""
+    attempts = Prefetch("attempt_set", queryset=Attempt.objects.order_by("number"))
+    job = Job.objects.filter(tenant=tenant, pk=job_id).prefetch_related(attempts).first()
+    if job is None:
+        raise Http404(f"No job {job_id}.")
+    return job
+
+
+@dataclass
+class QueueStats:
+    name: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(UNFINISHED, 0))
+    failed_last_hour: int = 0
+    failed_last_day: int = 0
+    oldest_waiting_at: datetime | None = None
+    paused: bool = False
+
+    @property
+    def oldest_waiting_seconds(self) -> float | None:
+        if self.oldest_waiting_at is None:
+            return None
+        return max(0.0, (timezone.now() - self.oldest_waiting_at).total_seconds())
+
+
+def api_queue_stats(*, tenant: Tenant, now: datetime | None = None) -> list[QueueStats]:
+    """Per configured queue, the tenant's unfinished jobs by status, its failures of the last hour and
+    day, and how long its oldest job waiting for a worker (pending or queued) has waited.
+
+    Reads only unfinished rows and the last day's failures, as the admin's queues page does.
+    """
+    now = now or timezone.now()
+    jobs = Job.objects.filter(tenant=tenant)
+    rows = {name: QueueStats(name=name) for name in settings.RQ_QUEUES}
+
+    def row(name: str) -> QueueStats:
+        return rows.get(name) or rows.setdefault(name, QueueStats(name=name))
+
+    for queue, status, count in (jobs.filter(status__in=UNFINISHED).values_list("queue", "status")
+                                 .annotate(n=Count("id")).order_by()):
+        row(queue).counts[status] = count
+    failed = (jobs.filter(status=Status.FAILED, updated_at__gte=now - timedelta(hours=24)).values("queue")
+              .annotate(day=Count("id"), hour=Count("id", filter=Q(updated_at__gte=now - timedelta(hours=1))))
+              .order_by())
+    for entry in failed:
+        row(entry["queue"]).failed_last_day, row(entry["queue"]).failed_last_hour = entry["day"], entry["hour"]
+    oldest = (jobs.filter(status__in=(Status.PENDING, Status.QUEUED)).values("queue")
+              .annotate(oldest=Min("created_at")).order_by())
+    for entry in oldest:
+        row(entry["queue"]).oldest_waiting_at = entry["oldest"]
+    for name in QueueState.objects.filter(paused_at__isnull=False).values_list("name", flat=True):
+        if name in rows:
+            rows[name].paused = True
+    return list(rows.values())
+
+
+def api_kind_list() -> list[Kind]:
+    """The kinds a token may start: those registered `public=True`."""
+    return [get_kind(name) for name in public_kind_names()]

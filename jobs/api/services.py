@@ -1,0 +1,168 @@
+"""Writes for the JSON API: tokens made, used and revoked; jobs enqueued, retried and cancelled by a token.
+
+Job actions go through `jobs.staff` like the admin's, in the name of the member who made the token, so
+the same role rules apply and each is an audit event that names the token.
+"""
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from redis import RedisError
+
+from jobs import enqueue, staff, transport
+from jobs.api.models import (
+    AUDIT_TOKEN_CREATE, AUDIT_TOKEN_REVOKE, ApiToken, Scope, token_digest, token_new, token_prefix,
+)
+from jobs.models import AuditEvent, AuditState, Job, Source
+from jobs.registry import public_kind_names
+from jobs.staff import audit_event_record
+from tenants.models import Role, Tenant
+from tenants.selectors import user_has_role
+
+# Compared against when no token has the presented prefix, so a miss costs what a hit costs.
+_NO_DIGEST = token_digest("tj_0000000000_none")
+
+
+def api_token_create(*, tenant: Tenant, name: str, scope: str, user) -> tuple[ApiToken, str]:
+    """A new token for `tenant`, made by `user`. Returns the row and the token itself, which is shown
+    once and never stored: the row keeps its SHA-256 digest and its prefix."""
+    if scope not in Scope.values:
+        raise ValueError(f"Unknown scope {scope!r}; use one of {', '.join(Scope.values)}.")
+    token, prefix = token_new()
+    with transaction.atomic():
+        row = ApiToken.objects.create(tenant=tenant, name=name, scope=scope, prefix=prefix,
+                                      key_hash=token_digest(token), created_by=user)
+        audit_event_record(user=user, action=AUDIT_TOKEN_CREATE, tenant=tenant, target=f"API token {row}",
+                           outcome=f"Created with scope {row.get_scope_display().lower()}.")
+    return row, token
+
+
+def api_token_revoke(*, token: ApiToken, user) -> bool:
+    """Revoke a token: requests with it are refused from now on. False if it was revoked already."""
+    now = timezone.now()
+    with transaction.atomic():
+        revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now, revoked_by=user)
+        if revoked:
+            audit_event_record(user=user, action=AUDIT_TOKEN_REVOKE, tenant=token.tenant, target=f"API token {token}",
+                               outcome="Revoked: requests with it are refused.")
+    if revoked:
+        token.revoked_at, token.revoked_by = now, user
+    return bool(revoked)
+
+
+class TokenRefused(Exception):
+    """The presented token does not open the API; `status` is 401 (not a valid token) or 403."""
+
+    def __init__(self, message: str, *, status: int = 401, code: str = "unauthorized") -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def api_token_use(*, presented: str) -> ApiToken:
+    """The live token `presented` stands for, its last use recorded (throttled); TokenRefused if none.
+
+    A token works while it is not revoked, its tenant is active, and the staff member who made it
+    still belongs to that tenant (or is a superuser): removing someone from a tenant, or their staff
+    status, ends their tokens too.
+    """
+    prefix = token_prefix(presented)
+    row = None
+    if prefix is not None:
+        row = ApiToken.objects.select_related("tenant", "created_by").filter(prefix=prefix).first()
+    # The digest comparison runs (in constant time) whether or not the prefix exists.
+    matched = (row or ApiToken(key_hash=_NO_DIGEST)).matches(presented)
+    if row is None or not matched:
+        raise TokenRefused("The token is not valid.")
+    if row.revoked_at is not None:
+        raise TokenRefused("The token was revoked.")
+    creator = row.created_by
+    if creator is None or not (creator.is_active and creator.is_staff) or not user_has_role(
+            user=creator, role=Role.VIEWER, tenant=row.tenant):
+        raise TokenRefused("The staff member who made this token no longer belongs to its tenant; make a new token.")
+    if not row.tenant.active:
+        raise TokenRefused(f"Tenant {row.tenant.slug!r} is inactive.", status=403, code="tenant_inactive")
+    row.mark_used()
+    return row
+
+
+# A Redis outage must not slow every request by a connection timeout: rate limits pause meanwhile.
+_redis_down_until = 0.0
+
+
+def api_rate_take(*, token: ApiToken) -> int | None:
+    """Count one request against the token's API_RATE_LIMIT for this minute; the seconds to wait when
+    over it, else None. Without Redis the limit is not applied (the API keeps answering)."""
+    global _redis_down_until
+    limit = settings.API_RATE_LIMIT
+    if limit <= 0 or time.monotonic() < _redis_down_until:
+        return None
+    now = time.time()
+    key = f"jobs:api:rate:{token.pk}:{int(now // 60)}"
+    try:
+        with transport.get_connection().pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            count = pipe.execute()[0]
+    except (RedisError, OSError):
+        _redis_down_until = time.monotonic() + 5
+        return None
+    return int(60 - now % 60) + 1 if count > limit else None
+
+
+def api_job_enqueue(*, token: ApiToken, kind: str, payload: dict[str, Any], idempotency_key: str | None = None,
+                    run_at: datetime | None = None, delay: float | None = None) -> tuple[Job, bool]:
+    """Enqueue a job of a public kind for the token's tenant, as its maker, from the API. Returns the
+    job and whether it is new (False: an unfinished job already had the idempotency key).
+
+    Raises ValidationError naming the field (`kind`, `payload.<field>`, `run_at`, `delay`, ...).
+    """
+    if kind not in public_kind_names():
+        raise ValidationError({"kind": [f"Not a job kind this API may start; public kinds: "
+                                        f"{', '.join(public_kind_names()) or 'none'}."]})
+    _check_text(payload, "payload")
+    if run_at is not None:
+        try:
+            run_at = run_at.astimezone(UTC)
+        except OverflowError:
+            if run_at > timezone.now():
+                raise ValidationError({"run_at": ["Is after the year 9999 (UTC)."]}) from None
+            run_at = None  # long past: due now
+    started = timezone.now()
+    job = enqueue(kind, tenant=token.tenant, payload=payload, user=token.created_by, run_at=run_at, delay=delay,
+                  idempotency_key=idempotency_key, source=Source.API)
+    return job, job.created_at >= started
+
+
+def _check_text(value: Any, where: str) -> None:
+    """PostgreSQL's JSON cannot hold the NUL character: name the field that has one, before storing."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValidationError({where: ["Contains a NUL character (\\u0000), which cannot be stored."]})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                raise ValidationError({where: ["Has a field name with a NUL character (\\u0000)."]})
+            _check_text(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{where}[{index}]")
+
+
+def api_job_act(*, token: ApiToken, job: Job, action: str, reason: str = "") -> AuditEvent:
+    """Retry or cancel one of the token's tenant's jobs through the staff layer, audited as the token's
+    maker acting with that token. The event says whether it was done, skipped (not in a state the
+    action applies to) or refused (the maker's role no longer allows it)."""
+    user = token.created_by
+    with transaction.atomic():
+        event = audit_event_record(user=user, action=action, tenant=token.tenant, reason=reason,
+                                   target=f"job {job.pk} via API token {token}", state=AuditState.RUNNING)
+        event.actor_name = f"{user.get_username()} (API token {token.prefix})"[:150]
+        event.save(update_fields=["actor_name"])
+        return staff.staff_jobs_act(action=action, user=user, jobs=Job.objects.filter(pk=job.pk, tenant=token.tenant),
+                                    reason=reason, event=event)

@@ -1,0 +1,168 @@
+"""The JSON API for integrating code, `/api/v1/`: a tenant's jobs, read and started with its API token.
+
+Views only coordinate: the token comes from `TokenAuth`, reads from `jobs.api.selectors`, writes from
+`jobs.api.services`. Session logins are not accepted here (only `Authorization: Bearer`), so CSRF
+does not apply.
+"""
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.http import HttpRequest
+from ninja import Body, NinjaAPI, Query, Status
+from ninja.security.http import HttpAuthBase
+
+from jobs.api import errors, schemas, selectors, services
+from jobs.api.errors import ApiError
+from jobs.api.models import ApiToken
+from jobs.models import AuditAction, Job
+from jobs.services import RETRYABLE
+
+PUBLIC_KINDS = selectors.api_kind_list()
+EnqueueIn = schemas.enqueue_schema(PUBLIC_KINDS)
+
+
+class TokenAuth(HttpAuthBase):
+    """`Authorization: Bearer <token>`; the token's row (tenant, scope, maker) becomes `request.auth`."""
+
+    openapi_scheme = "bearer"
+
+    def __call__(self, request: HttpRequest) -> ApiToken | None:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            return None  # 401, the same as no header
+        token = services.api_token_use(presented=presented.strip())
+        wait = services.api_rate_take(token=token)
+        if wait is not None:
+            raise ApiError(429, f"Over {token.prefix}'s limit of requests per minute; try again in {wait} s.",
+                           headers={"Retry-After": str(wait)})
+        return token
+
+
+api = NinjaAPI(
+    title="Tracked Jobs API",
+    version="1",
+    description="A tenant's background jobs for integrating code. Authenticate with "
+                "`Authorization: Bearer <token>` (tokens are made in the admin, per tenant). "
+                "Every error is `{\"error\": {\"code\", \"message\", \"field\"?}}`.",
+    urls_namespace="api-v1",
+    auth=TokenAuth(),
+)
+errors.install(api, tags=frozenset(kind.name for kind in PUBLIC_KINDS))
+
+ERROR = schemas.ErrorOut
+# Every operation may answer these: no or bad token, inactive tenant or scope, bad input, over the limit.
+COMMON = {400: ERROR, 401: ERROR, 403: ERROR, 422: ERROR, 429: ERROR}
+# And those with a body: one over DATA_UPLOAD_MAX_MEMORY_SIZE.
+WITH_BODY = {**COMMON, 413: ERROR}
+
+
+def _token(request: HttpRequest) -> ApiToken:
+    return request.auth  # type: ignore[attr-defined]
+
+
+def _writable(request: HttpRequest) -> ApiToken:
+    token = _token(request)
+    if not token.can_write:
+        raise ApiError(403, f"Token {token.prefix} is read-only; this needs a read-write token.",
+                       code="insufficient_scope", headers={"WWW-Authenticate": f'{errors.BEARER}, '
+                                                                               'error="insufficient_scope"'})
+    return token
+
+
+@api.get("/jobs", response={200: schemas.JobPage, **COMMON}, summary="List jobs", tags=["jobs"])
+def job_list(request: HttpRequest, filters: Query[schemas.JobFilters]) -> Any:
+    """The tenant's jobs, newest first, a page at a time: follow `next_cursor` until it is null."""
+    wanted = selectors.JobFilter(statuses=tuple(filters.status), kind=filters.kind, queue=filters.queue,
+                                 created_after=filters.created_after, created_before=filters.created_before,
+                                 has_error=filters.has_error, search=filters.q or "")
+    jobs, next_cursor = selectors.api_job_page(tenant=_token(request).tenant, filters=wanted, limit=filters.limit,
+                                               cursor=filters.cursor)
+    return {"items": [schemas.JobSummary.of(job) for job in jobs], "next_cursor": next_cursor}
+
+
+@api.post("/jobs", response={200: schemas.JobDetail, 201: schemas.JobDetail, **WITH_BODY}, summary="Enqueue a job",
+          tags=["jobs"])
+def job_enqueue(request: HttpRequest, data: Body[EnqueueIn]) -> Any:
+    """Start a job of a public kind (see `GET /kinds`). 201 with the new job; 200 with the earlier one
+    when an unfinished job already has this idempotency key. Needs a read-write token."""
+    token = _writable(request)
+    job, created = services.api_job_enqueue(token=token, kind=data.kind, payload=data.payload,
+                                            idempotency_key=data.idempotency_key, run_at=data.run_at,
+                                            delay=data.delay)
+    return Status(201 if created else 200, schemas.JobDetail.of(job))
+
+
+@api.get("/jobs/{uuid:job_id}", response={200: schemas.JobDetail, 404: ERROR, **COMMON}, summary="Get a job",
+         tags=["jobs"])
+def job_get(request: HttpRequest, job_id: UUID) -> Any:
+    """One job: status, progress, result, error and every attempt."""
+    return schemas.JobDetail.of(selectors.api_job_get(tenant=_token(request).tenant, job_id=job_id))
+
+
+def _act(request: HttpRequest, job_id: UUID, data: schemas.ActionIn | None, action: str) -> schemas.JobDetail:
+    token = _writable(request)
+    job = selectors.api_job_get(tenant=token.tenant, job_id=job_id)
+    event = services.api_job_act(token=token, job=job, action=action, reason=data.reason if data else "")
+    job = selectors.api_job_get(tenant=token.tenant, job_id=job_id)
+    if event.refused:
+        raise ApiError(403, f"{token.created_by.get_username()}, who made token {token.prefix}, no longer holds "
+                            f"the operator role in {token.tenant}.", code="forbidden_role")
+    if not event.done:
+        raise ApiError(409, _conflict(job, action), code="job_state")
+    return schemas.JobDetail.of(job)
+
+
+def _conflict(job: Job, action: str) -> str:
+    if action == AuditAction.CANCEL:
+        return f"Job {job.short_id} is {job.status}; only waiting jobs (pending, scheduled, queued, retrying) " \
+               "can be cancelled."
+    if job.status in RETRYABLE:
+        return f"Job {job.short_id} cannot be retried: another unfinished job holds its idempotency key."
+    return f"Job {job.short_id} is {job.status}; only failed or cancelled jobs can be retried."
+
+
+@api.post("/jobs/{uuid:job_id}/retry", response={200: schemas.JobDetail, 404: ERROR, 409: ERROR, **WITH_BODY},
+          summary="Retry a job", tags=["jobs"])
+def job_retry(request: HttpRequest, job_id: UUID, data: Body[schemas.ActionIn] = None) -> Any:
+    """Start a new attempt of a failed or cancelled job (409 otherwise), as the admin's Retry does;
+    recorded in the audit trail with the token. Needs a read-write token."""
+    return _act(request, job_id, data, AuditAction.RETRY)
+
+
+@api.post("/jobs/{uuid:job_id}/cancel", response={200: schemas.JobDetail, 404: ERROR, 409: ERROR, **WITH_BODY},
+          summary="Cancel a job", tags=["jobs"])
+def job_cancel(request: HttpRequest, job_id: UUID, data: Body[schemas.ActionIn] = None) -> Any:
+    """Cancel a job that has not started (409 otherwise), as the admin's Cancel does; recorded in the
+    audit trail with the token. Needs a read-write token."""
+    return _act(request, job_id, data, AuditAction.CANCEL)
+
+
+@api.get("/queues", response={200: schemas.QueuesOut, **COMMON}, summary="Queue statistics", tags=["queues"])
+def queue_list(request: HttpRequest) -> Any:
+    """Per queue, the tenant's unfinished jobs by status, recent failures and the oldest waiting job's age."""
+    tenant = _token(request).tenant
+    queues = [{"name": row.name, "counts": row.counts, "waiting": row.counts["pending"] + row.counts["queued"],
+               "failed_last_hour": row.failed_last_hour, "failed_last_day": row.failed_last_day,
+               "oldest_waiting_seconds": row.oldest_waiting_seconds, "paused": row.paused}
+              for row in selectors.api_queue_stats(tenant=tenant)]
+    return {"tenant_paused": tenant.paused_at is not None, "queues": queues}
+
+
+@api.get("/kinds", response={200: list[schemas.KindOut], **COMMON}, summary="Job kinds a token may start",
+         tags=["kinds"])
+def kind_list(request: HttpRequest) -> Any:
+    """The public kinds, each with its payload's JSON Schema."""
+    return [{"name": kind.name, "queue": kind.queue, "max_attempts": kind.max_attempts,
+             "timeout_seconds": kind.timeout, "description": (kind.handler.__doc__ or "").strip(),
+             "payload_schema": schemas.payload_json_schema(kind)} for kind in PUBLIC_KINDS]
+
+
+@api.get("/token", response={200: schemas.TokenOut, **COMMON}, summary="The token in use", tags=["token"])
+def token_get(request: HttpRequest) -> Any:
+    """Which token this is: its name, prefix, scope and tenant."""
+    token = _token(request)
+    return {"name": token.name, "prefix": token.prefix, "scope": token.scope,
+            "tenant": {"slug": token.tenant.slug, "name": token.tenant.name}, "created_at": token.created_at,
+            "last_used_at": token.last_used_at}

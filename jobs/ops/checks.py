@@ -1,0 +1,59 @@
+"""System checks of the operations settings: a typo fails loudly at start, naming the setting."""
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from jobs.ops.health import CHECKS, THRESHOLDS
+
+
+@register()
+def ops_settings_check(app_configs, **kwargs) -> list[Error]:
+    problems = []
+    unknown = [name for name in settings.OPS_DOWN_CHECKS if name not in CHECKS or name == "database"]
+    if unknown:
+        problems.append(Error(f"OPS_DOWN_CHECKS names {unknown}, which are not checks that can be made 'down'.",
+                              hint=f"Use any of {', '.join(CHECKS[1:])}.", id="ops.E001"))
+    for setting in (*THRESHOLDS.values(), "OPS_CHECK_TIMEOUT", "OPS_METRICS_TIMEOUT", "OPS_METRICS_WINDOW_SECONDS",
+                    "OPS_METRICS_TOP_TENANTS", "OPS_REDIS_STATE_CACHE_SECONDS"):
+        if getattr(settings, setting) < 0:
+            problems.append(Error(f"{setting} is {getattr(settings, setting)}; it must not be negative.",
+                                  id="ops.E002"))
+    for index, address in enumerate(settings.OPS_ALERT_EMAILS):
+        try:
+            validate_email(address)
+        except ValidationError:
+            problems.append(Error(f"OPS_ALERT_EMAILS[{index}] {address!r} is not a valid email address.",
+                                  id="ops.E003"))
+    url = settings.OPS_ALERT_WEBHOOK_URL
+    if url and (urlsplit(url).scheme not in ("https", "http") or not urlsplit(url).hostname):
+        problems.append(Error(f"OPS_ALERT_WEBHOOK_URL {url!r} is not an http(s) address with a host.", id="ops.E004"))
+    if settings.OPS_ALERT_WEBHOOK_SECRET and not _is_signing_secret(settings.OPS_ALERT_WEBHOOK_SECRET):
+        problems.append(Error("OPS_ALERT_WEBHOOK_SECRET is not a signing secret: 'whsec_' and base64 of at least "
+                              "24 random bytes.", id="ops.E005"))
+    return problems
+
+
+@register(deploy=True)
+def ops_deploy_check(app_configs, **kwargs) -> list[Warning]:
+    token = settings.METRICS_TOKEN
+    if token and len(token) < 32:
+        return [Warning("METRICS_TOKEN is shorter than 32 characters.",
+                        hint="Use a long random one: python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+                        id="ops.W001")]
+    return []
+
+
+def _is_signing_secret(secret: str) -> bool:
+    if not secret.startswith("whsec_"):
+        return False
+    try:
+        return len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) >= 24
+    except (binascii.Error, ValueError):
+        return False

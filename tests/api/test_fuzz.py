@@ -1,0 +1,69 @@
+"""Schema-driven fuzzing: schemathesis generates requests from the API's own OpenAPI schema (valid and
+invalid ones, wrong methods, missing credentials) and sends them to the live test server with a
+read-write token. No request may get a 5xx, and every response must match the schema: a documented
+status, content type, headers and body."""
+from __future__ import annotations
+
+import re
+from uuid import UUID
+
+import pytest
+import schemathesis
+from django.utils import timezone
+from hypothesis import HealthCheck, settings
+
+from jobs import enqueue
+from jobs.api.models import Scope
+from jobs.api.views import api
+from jobs.models import Attempt, Job, Outcome, Status
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the live server reads what the test wrote
+
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+# The schema the server publishes (test_schema.py checks that /api/v1/openapi.json serves exactly it).
+schema = schemathesis.openapi.from_dict(api.get_openapi_schema())
+
+
+@pytest.fixture
+def story(make_token, acme, globex, settings) -> dict:
+    """A read-write token of acme's, and jobs for it to find: a failed one (retryable, with an attempt),
+    a queued one (cancellable), and globex's (never to be found)."""
+    settings.API_RATE_LIMIT = 0  # the fuzzer sends hundreds of requests a minute
+    failed = enqueue("diagnostics.ping", tenant=acme, payload={"fail_times": 3})
+    Job.objects.filter(pk=failed.pk).update(status=Status.FAILED, attempts=1, last_error="PingFailure: on purpose",
+                                            finished_at=timezone.now())
+    Attempt.objects.create(job=failed, number=1, outcome=Outcome.FAILED, ended_at=timezone.now(),
+                           error_type="PingFailure", error_message="on purpose")
+    queued = enqueue("diagnostics.ping", tenant=acme, payload={"steps": 2})
+    theirs = enqueue("diagnostics.ping", tenant=globex, payload={})
+    return {"token": make_token(scope=Scope.READ_WRITE)[1], "ids": [str(failed.pk), str(queued.pk)],
+            "theirs": str(theirs.pk)}
+
+
+def aim_at_real_jobs(case, story: dict) -> None:
+    """Generated ids almost never exist: point about half of the well-formed ones at acme's jobs, so
+    retry, cancel and get also run against real rows (and one in eight at globex's, which must 404)."""
+    value = (case.path_parameters or {}).get("job_id")
+    if not isinstance(value, str) or not UUID_TEXT.fullmatch(value):
+        return  # an ill-formed id is the point of that case
+    pick = UUID(value).int % 8
+    if pick < 4:
+        case.path_parameters["job_id"] = story["ids"][pick % 2]
+    elif pick == 4:
+        case.path_parameters["job_id"] = story["theirs"]
+
+
+@schema.parametrize()
+@settings(max_examples=20, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                 HealthCheck.function_scoped_fixture])
+def test_it_answers_every_generated_request_by_its_schema(case, live_server, story):
+    aim_at_real_jobs(case, story)
+    bearer = f"Bearer {story['token']}"
+    response = case.call_and_validate(base_url=live_server.url, headers={"Authorization": bearer})
+    if response.request.headers.get("Authorization") == bearer:
+        # The token is valid and read-write: nothing sent with it is refused for who sent it.
+        assert response.status_code not in (401, 403, 429), response.text
+    if case.path_parameters and case.path_parameters.get("job_id") == story["theirs"]:
+        assert response.status_code not in (200, 201, 409), response.text  # globex's job: never found
