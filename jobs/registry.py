@@ -208,7 +208,26 @@ def encode_payload(payload: Any) -> bytes:
     limit = settings.JOBS_MAX_PAYLOAD_BYTES
     if len(raw) > limit:
         raise ValidationError({"payload": [f"Is {len(raw)} bytes as JSON; the limit is {limit} bytes."]})
+    if b"\\u0000" in raw and (where := _nul_at(payload, "payload")):  # PostgreSQL cannot store U+0000
+        raise ValidationError({where: ["Contains a NUL character (U+0000), which cannot be stored."]})
     return raw
+
+
+def _nul_at(value: Any, path: str) -> str | None:
+    """The path of the first key or text holding U+0000, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                return path
+            if found := _nul_at(item, f"{path}.{key}"):
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if found := _nul_at(item, f"{path}[{index}]"):
+                return found
+    return None
 
 
 def _unserialisable_fields(payload: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -23,6 +23,7 @@ from tenants.models import Tenant
 logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEY_MAX = 200
+MAX_DELAY = timedelta(days=10 * 365)
 
 
 class JobStateError(ValidationError):
@@ -158,6 +159,8 @@ def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempo
     now = timezone.now()
     if run_at is not None and timezone.is_naive(run_at):
         raise ValidationError({"run_at": ["Must be timezone-aware."]})
+    if run_at is not None and run_at - now > MAX_DELAY:
+        raise ValidationError({"run_at": ["Must be within ten years from now."]})
     scheduled = run_at is not None and run_at > now
     # An admitted job is stored queued and pushed right after commit (one write instead of two). If
     # the process dies between commit and push, the reconciler finds a queued job Redis never got.
@@ -210,7 +213,7 @@ def _run_at_after(delay, run_at) -> datetime:
     if run_at is not None:
         raise ValidationError({"delay": ["Give run_at or delay, not both."]})
     seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < 10 * 365 * 86400:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < MAX_DELAY.total_seconds():
         raise ValidationError({"delay": ["Must be a timedelta or a number of seconds, from 0 up to ten years."]})
     return timezone.now() + timedelta(seconds=seconds)
 

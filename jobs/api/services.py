@@ -125,7 +125,6 @@ def api_job_enqueue(*, token: ApiToken, kind: str, payload: dict[str, Any], idem
     if kind not in public_kind_names():
         raise ValidationError({"kind": [f"Not a job kind this API may start; public kinds: "
                                         f"{', '.join(public_kind_names()) or 'none'}."]})
-    _check_text(payload, "payload")
     if run_at is not None:
         try:
             run_at = run_at.astimezone(UTC)
@@ -137,21 +136,6 @@ def api_job_enqueue(*, token: ApiToken, kind: str, payload: dict[str, Any], idem
     job = enqueue(kind, tenant=token.tenant, payload=payload, user=token.created_by, run_at=run_at, delay=delay,
                   idempotency_key=idempotency_key, source=Source.API)
     return job, job.created_at >= started
-
-
-def _check_text(value: Any, where: str) -> None:
-    """PostgreSQL's JSON cannot hold the NUL character: name the field that has one, before storing."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValidationError({where: ["Contains a NUL character (\\u0000), which cannot be stored."]})
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in str(key):
-                raise ValidationError({where: ["Has a field name with a NUL character (\\u0000)."]})
-            _check_text(item, f"{where}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_text(item, f"{where}[{index}]")
 
 
 def api_job_act(*, token: ApiToken, job: Job, action: str, reason: str = "") -> AuditEvent:

@@ -63,6 +63,8 @@ def test_it_stores_the_payload_with_defaults_and_the_kind_settings(acme, alice):
         ("tests.echo", {"text": float("nan")}, "payload.text", "Not JSON-serialisable"),
         ("tests.echo", ["text"], "payload", "Must be a JSON object, not list."),
         ("tests.echo", {"text": "x" * 70_000}, "payload", "the limit is 65536 bytes"),
+        ("tests.echo", {"text": "nul \x00 inside"}, "payload.text", "NUL character"),
+        ("tests.parent", {"pin": "1", "api_token": "a\x00"}, "payload.api_token", "NUL character"),
     ],
 )
 @pytest.mark.django_db(transaction=True)
@@ -92,6 +94,9 @@ def test_it_refuses_a_naive_run_at_and_a_long_idempotency_key(acme):
     with pytest.raises(ValidationError) as excinfo:
         enqueue("tests.echo", tenant=acme, payload={"text": "x"}, run_at=naive)
     assert "run_at" in errors_of(excinfo)
+    with pytest.raises(ValidationError) as excinfo:
+        enqueue("tests.echo", tenant=acme, payload={"text": "x"}, run_at=timezone.now() + timedelta(days=11 * 365))
+    assert errors_of(excinfo) == {"run_at": ["Must be within ten years from now."]}
     with pytest.raises(ValidationError) as excinfo:
         enqueue("tests.echo", tenant=acme, payload={"text": "x"}, idempotency_key="k" * 201)
     assert "idempotency_key" in errors_of(excinfo)
