@@ -376,6 +376,8 @@ class AuditAction(models.TextChoices):
     TENANT_PAUSE = "tenant_pause", "Pause a tenant's work"
     TENANT_RESUME = "tenant_resume", "Resume a tenant's work"
     BATCH_RETRY = "batch_retry", "Retry a batch's failed members"
+    API_TOKEN_CREATE = "api_token_create", "Create API token"
+    API_TOKEN_REVOKE = "api_token_revoke", "Revoke API token"
 
 
 class AuditState(models.TextChoices):
