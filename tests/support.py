@@ -1,6 +1,8 @@
 """Real processes for the tests: private redis-servers and worker/scheduler subprocesses."""
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import shutil
 import signal
@@ -8,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -126,3 +129,47 @@ FAST_ENGINE_ENV = {
     "JOBS_LOST_AFTER_SECONDS": "1",
     "JOBS_TICK_SECONDS": "0.2",
 }
+
+
+class HttpReceiver:
+    """An HTTP server on loopback standing in for a remote endpoint (a customer's webhook receiver, the
+    ops team's). Each POST gets the next of `replies` (the last one repeats): (status, headers, body), or
+    a callable(handler) that answers itself. Keeps every request as (headers, body)."""
+
+    def __init__(self, *replies, path: str = "/hook") -> None:
+        self.replies = list(replies) or [(200, {}, b"")]
+        self.requests: list[tuple[dict, bytes]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((dict(self.headers), body))
+                reply = receiver.replies.pop(0) if len(receiver.replies) > 1 else receiver.replies[0]
+                if callable(reply):
+                    return reply(self)
+                status, headers, content = reply
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, status: int, body: bytes = b"") -> None:
+        """From now on, answer every POST with `status`."""
+        self.replies = [(status, {}, body)]
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.requests]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

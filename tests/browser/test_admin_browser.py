@@ -14,7 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 from jobs import enqueue
 from jobs.models import Job, Status
 from tenants.models import Membership, Role
-from tests.support import FAST_ENGINE_ENV, Process, wait_for
+from tests.support import FAST_ENGINE_ENV, HttpReceiver, Process, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,36 +116,6 @@ def test_it_shows_an_operator_their_tenants_live_jobs_and_audits_a_retry(
     shoot(page, "queues")
 
 
-class Receiver:
-    """A webhook receiver on loopback (the customer's server): answers 500 once, then 200."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        self.requests: list[tuple[dict, bytes]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                self.send_response(500 if len(receiver.requests) == 1 else 200)
-                self.end_headers()
-                self.wfile.write(b"busy, try later" if len(receiver.requests) == 1 else b"thanks")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_it_lets_a_tenant_admin_add_an_endpoint_see_its_secret_once_and_follow_deliveries(
         browser_page, live_server, private_redis, acme, alice, settings):
     from standardwebhooks.webhooks import Webhook
@@ -155,7 +125,7 @@ def test_it_lets_a_tenant_admin_add_an_endpoint_see_its_secret_once_and_follow_d
     from jobs.webhooks.models import WebhookDelivery
 
     settings.WEBHOOKS_ALLOW_HTTP = settings.WEBHOOKS_ALLOW_LOOPBACK = True  # the receiver is on loopback
-    receiver = Receiver()
+    receiver = HttpReceiver((500, {}, b"busy, try later"), (200, {}, b"thanks"), path="/hooks")
     worker = Process("rqworker", "default", redis_url=private_redis.url,
                      env={**FAST_ENGINE_ENV, "WEBHOOKS_ALLOW_HTTP": "true", "WEBHOOKS_ALLOW_LOOPBACK": "true"})
     page = browser_page

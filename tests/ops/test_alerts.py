@@ -118,7 +118,7 @@ def test_it_signs_the_ops_webhook_when_a_secret_is_set(alerting, acme, settings)
 
 def test_it_retries_a_webhook_that_fails_and_refuses_a_private_address(alerting, acme, settings):
     _, receiver = alerting
-    receiver.status = 503
+    receiver.answer(503)
     jobs_in(acme, Status.FAILED, 3)
     run_check()
     [notice] = Job.objects.filter(kind=WEBHOOK_KIND)

@@ -1,8 +1,6 @@
 """Delivering webhooks to a receiver on loopback (the customer's server): signatures, retries, limits."""
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 from datetime import timedelta
 
@@ -17,39 +15,9 @@ from jobs.webhooks.models import MessageState, WebhookDelivery, WebhookEndpoint
 from jobs.webhooks.services import webhook_endpoint_rotate_secret
 from tests.jobs import kinds  # noqa: F401  (registers the tests.* kinds)
 from tests.jobs.helpers import run_until_settled, work
+from tests.support import HttpReceiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Receiver:
-    """Answers each POST with the next of `replies`: (status, headers, body) or a callable(handler)."""
-
-    def __init__(self, *replies) -> None:
-        self.replies = list(replies)
-        self.requests: list[tuple[dict, bytes]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                reply = receiver.replies.pop(0) if len(receiver.replies) > 1 else receiver.replies[0]
-                if callable(reply):
-                    return reply(self)
-                status, headers, content = reply
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(content)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
@@ -58,14 +26,13 @@ def receiver(settings):
     events.forget_cache()
     made = []
 
-    def make(*replies) -> Receiver:
-        made.append(Receiver(*replies))
+    def make(*replies) -> HttpReceiver:
+        made.append(HttpReceiver(*replies))
         return made[-1]
 
     yield make
     for server in made:
-        server.server.shutdown()
-        server.server.server_close()
+        server.close()
 
 
 def endpoint_for(tenant, url: str, **fields) -> WebhookEndpoint:
