@@ -46,7 +46,7 @@ class BatchAdmin(RecordAdmin):
             succeeded=Count("members", filter=Q(members__status=Status.SUCCEEDED)),
             failed=Count("members", filter=Q(members__status=Status.FAILED)),
             cancelled=Count("members", filter=Q(members__status=Status.CANCELLED)),
-        )
+        ).order_by("-created_at", "-pk")  # a grouped query drops Meta.ordering; pages need a stable order
 
     @admin.display(description="kind")
     def shape(self, batch: Batch) -> str:
