@@ -51,6 +51,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_rq",
+    # django-ninja as an app too: its Swagger UI page (/api/v1/docs) loads its own static files, not a CDN's.
+    "ninja",
     "tenants",
     "jobs",
     "jobs.mail",
@@ -318,8 +320,6 @@ OPS_ALERT_WEBHOOK_SECRET = env_secret("OPS_ALERT_WEBHOOK_SECRET")  # whsec_...: 
 OPS_ALERTS_ENABLED = env.bool("OPS_ALERTS_ENABLED", default=bool(OPS_ALERT_EMAILS or OPS_ALERT_WEBHOOK_URL))
 
 # --- JSON API for integrating code (jobs.api) ---
-# django-ninja as an app too: its Swagger UI page (/api/v1/docs) then loads its own static files, not a CDN's.
-INSTALLED_APPS += ["ninja"]
 # Per-tenant bearer tokens (made in the admin). A token's last use is written at most this often.
 API_TOKEN_LAST_USED_SECONDS = env.int("API_TOKEN_LAST_USED_SECONDS", default=60)
 # Requests per minute per token (counted in Redis; 0: no limit). Over it: 429 with Retry-After.
