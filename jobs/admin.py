@@ -18,7 +18,6 @@ from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
@@ -308,8 +307,6 @@ class JobAdmin(RecordAdmin):
     def _confirmation(self, request, queryset, action: str, form: ActionForm, *, large: bool):
         spec = staff.JOB_ACTIONS[action]
         context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
             "title": f"{spec.label}: confirm",
             "action": action,
             "label": spec.label,
@@ -322,7 +319,7 @@ class JobAdmin(RecordAdmin):
             "selection": self._selection(request),
             "threshold": settings.JOBS_ADMIN_BULK_THRESHOLD,
         }
-        return TemplateResponse(request, "admin/jobs/job/action_confirmation.html", context)
+        return self.page(request, "admin/jobs/job/action_confirmation.html", **context)
 
     @staticmethod
     def _selection(request) -> str:
@@ -404,9 +401,8 @@ class JobAdmin(RecordAdmin):
             raise PermissionDenied(f"Your role in {job.tenant or 'the system tenant'} does not allow {spec.label}.")
         form = ActionForm(request.POST if request.method == "POST" else None, action=action)
         if request.method != "POST" or not form.is_valid():
-            context = {**self.admin_site.each_context(request), "opts": self.model._meta, "job": job,
-                       "title": f"{spec.label} job {job.short_id}", "label": spec.label, "form": form}
-            return TemplateResponse(request, "admin/jobs/job/job_action.html", context)
+            return self.page(request, "admin/jobs/job/job_action.html", job=job, title=f"{spec.label} job {job.short_id}",
+                             label=spec.label, form=form)
         event = staff.staff_jobs_act(action=action, user=request.user, jobs=Job.objects.filter(pk=job.pk),
                                      reason=form.cleaned_data["reason"])
         self._report(request, event)
@@ -440,8 +436,6 @@ class JobAdmin(RecordAdmin):
         rows = selectors.queue_overview(user=request.user)
         buckets = selectors.throughput_by_hour(user=request.user)
         context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
             "title": "Queues",
             "rows": rows,
             "chart": throughput_svg(buckets),
@@ -451,7 +445,7 @@ class JobAdmin(RecordAdmin):
             "waiting_statuses": ",".join(WAITING),
             "unfinished": UNFINISHED,
         }
-        return TemplateResponse(request, "admin/jobs/queues.html", context)
+        return self.page(request, "admin/jobs/queues.html", **context)
 
     def queue_operation_view(self, request, name, operation):
         if request.method != "POST":
@@ -489,14 +483,9 @@ class JobAdmin(RecordAdmin):
             selection = urlencode({"error_fingerprint": fingerprint, "status__exact": status})
             self._act_on_selection(request, operation, selection, request.POST.get("reason", "")[:2000])
             return HttpResponseRedirect(reverse("admin:jobs_job_triage"))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Failure triage",
-            "groups": selectors.failure_groups(user=request.user),
-            "can_operate": self.has_operate_permission(request),
-        }
-        return TemplateResponse(request, "admin/jobs/triage.html", context)
+        return self.page(request, "admin/jobs/triage.html", title="Failure triage",
+                         groups=selectors.failure_groups(user=request.user),
+                         can_operate=self.has_operate_permission(request))
 
     def _act_on_selection(self, request, action: str, selection: str, reason: str) -> None:
         """An action on a filter, from the queues or triage page: now if small, in the background if not."""

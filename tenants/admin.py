@@ -4,8 +4,10 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
+from django.template.response import TemplateResponse
 
 from tenants.models import Membership, Role, Tenant
 from tenants.selectors import tenant_ids_with_role, tenant_list_for_user, tenant_list_with_role, user_has_role
@@ -41,6 +43,24 @@ class TenantScopedAdmin(admin.ModelAdmin):
     def tenant_of(self, obj) -> Tenant | None:
         for part in filter(None, self.tenant_path.split("__")):
             obj = getattr(obj, part)
+        return obj
+
+    def page(self, request: HttpRequest, template: str, *, no_store: bool = False, **context) -> TemplateResponse:
+        """One of our own admin pages under this model: the admin's context (site, opts) plus `context`.
+        `no_store` for a page showing a secret once."""
+        response = TemplateResponse(request, template,
+                                    {**self.admin_site.each_context(request), "opts": self.model._meta, **context})
+        if no_store:
+            response["Cache-Control"] = "no-store"
+        return response
+
+    def object_to_change(self, request: HttpRequest, object_id: str):
+        """The row for a page that changes it: 404 when out of the user's scope, 403 without the role."""
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            raise Http404(f"No such {self.model._meta.verbose_name}.")
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
         return obj
 
     def has_role(self, request: HttpRequest, role: str, obj=None) -> bool:

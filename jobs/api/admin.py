@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
-from django.template.response import TemplateResponse
+from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -91,26 +89,18 @@ class ApiTokenAdmin(TenantScopedAdmin):
         obj.plain_token = secret  # for the page right after this one; never stored
 
     def response_add(self, request, obj, post_url_continue=None):
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "token": obj,
-                   "secret": obj.plain_token, "title": "API token created"}
-        response = TemplateResponse(request, "admin/api/apitoken/token.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return self.page(request, "admin/api/apitoken/token.html", no_store=True, token=obj, secret=obj.plain_token,
+                         title="API token created")
 
     def get_urls(self):
         return [path("<path:object_id>/revoke/", self.admin_site.admin_view(self.revoke_view),
                      name="api_apitoken_revoke")] + super().get_urls()
 
     def revoke_view(self, request, object_id):
-        token = self.get_object(request, object_id)
-        if token is None:
-            raise Http404("No such token.")
-        if not self.has_change_permission(request, token):
-            raise PermissionDenied
+        token = self.object_to_change(request, object_id)
         if request.method != "POST":
-            context = {**self.admin_site.each_context(request), "opts": self.model._meta, "token": token,
-                       "title": f"Revoke API token {token.prefix}"}
-            return TemplateResponse(request, "admin/api/apitoken/revoke.html", context)
+            return self.page(request, "admin/api/apitoken/revoke.html", token=token,
+                             title=f"Revoke API token {token.prefix}")
         if api_token_revoke(token=token, user=request.user):
             self.message_user(request, f"Token {token} revoked: requests with it are refused.", messages.SUCCESS)
         else:

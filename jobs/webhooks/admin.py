@@ -6,10 +6,8 @@ import json
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Count
-from django.http import Http404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
@@ -113,27 +111,19 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
                      name="webhooks_webhookendpoint_rotate")] + super().get_urls()
 
     def rotate_view(self, request, object_id):
-        endpoint = self.get_object(request, object_id)
-        if endpoint is None:
-            raise Http404("No such endpoint.")
-        if not self.has_change_permission(request, endpoint):
-            raise PermissionDenied
+        endpoint = self.object_to_change(request, object_id)
         if request.method != "POST":
-            context = {**self.admin_site.each_context(request), "opts": self.model._meta, "endpoint": endpoint,
-                       "title": "Rotate signing secret", "grace_hours": settings.WEBHOOKS_SECRET_GRACE_HOURS}
-            return TemplateResponse(request, "admin/webhooks/webhookendpoint/rotate.html", context)
+            return self.page(request, "admin/webhooks/webhookendpoint/rotate.html", endpoint=endpoint,
+                             title="Rotate signing secret", grace_hours=settings.WEBHOOKS_SECRET_GRACE_HOURS)
         webhook_endpoint_rotate_secret(endpoint=endpoint)
         audit_event_record(user=request.user, action=AuditAction.ROTATE_SECRET, tenant=endpoint.tenant,
                            target=f"webhook endpoint {endpoint.url}"[:255], outcome="Secret rotated.")
         return self._secret_page(request, endpoint, "Signing secret rotated")
 
     def _secret_page(self, request, endpoint: WebhookEndpoint, title: str):
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "endpoint": endpoint,
-                   "secret": endpoint.secret, "title": title, "grace_hours": settings.WEBHOOKS_SECRET_GRACE_HOURS,
-                   "rotated": endpoint.previous_secret_expires_at is not None}
-        response = TemplateResponse(request, "admin/webhooks/webhookendpoint/secret.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return self.page(request, "admin/webhooks/webhookendpoint/secret.html", no_store=True, endpoint=endpoint,
+                         secret=endpoint.secret, title=title, grace_hours=settings.WEBHOOKS_SECRET_GRACE_HOURS,
+                         rotated=endpoint.previous_secret_expires_at is not None)
 
 
 class EndpointFilter(admin.SimpleListFilter):
