@@ -141,16 +141,15 @@ def workers_check(*, redis_reachable: bool) -> Check:
         live = probes.live_workers_by_queue()
     except RedisError as exc:
         return Check("workers", UNKNOWN, f"Not checked: Redis did not answer ({type(exc).__name__}).")
-    queues = {name: live.get(name, 0) for name in settings.RQ_QUEUES}
+    queues = {name: live.by_queue.get(name, 0) for name in settings.RQ_QUEUES}
     unserved = [name for name, count in queues.items()
                 if not count and Job.objects.filter(status=Status.QUEUED, queue=name).exists()]
-    detail = {"queues": queues}
+    detail = {"live": live.total, "queues": queues}
     if unserved:
         names = ", ".join(unserved)
         return Check("workers", _severity("workers"), f"No live worker listens on {names}, where jobs are queued.",
                      value=len(unserved), detail=detail)
-    total = sum(queues.values())
-    return Check("workers", OK, f"{total} live worker(s); every queue with queued jobs has one.", detail=detail)
+    return Check("workers", OK, f"{live.total} live worker(s); every queue with queued jobs has one.", detail=detail)
 
 
 def job_checks(*, now: datetime) -> dict[str, Check]:

@@ -106,9 +106,12 @@ class TrackedJobsCollector:
             return
         workers = GaugeMetricFamily(f"{PREFIX}_workers", "Live RQ workers listening on each queue (a worker on "
                                     "several queues counts for each), from RQ's worker registry.", labels=["queue"])
-        for queue in _queues(live):
-            workers.add_metric([queue], live.get(queue, 0))
+        for queue in _queues(live.by_queue):
+            workers.add_metric([queue], live.by_queue.get(queue, 0))
         yield workers
+        total = GaugeMetricFamily(f"{PREFIX}_workers_live", "Live RQ workers, each counted once.")
+        total.add_metric([], live.total)
+        yield total
 
 
 class DjangoRQCollector:

@@ -78,8 +78,14 @@ def forget_redis_state() -> None:
     _cached = None
 
 
-def live_workers_by_queue() -> dict[str, int]:
-    """Live RQ workers listening on each queue, from RQ's worker registry, in two round trips.
+@dataclass(frozen=True)
+class LiveWorkers:
+    total: int  # live workers
+    by_queue: dict[str, int]  # live workers listening on each queue (a worker on several counts for each)
+
+
+def live_workers_by_queue() -> LiveWorkers:
+    """Live RQ workers, in all and per queue, from RQ's worker registry, in two round trips.
 
     A worker killed without a goodbye stays in the registry's set until RQ cleans it up, but its hash
     (which expires with its heartbeat) is gone: such entries are not counted. Raises RedisError.
@@ -87,7 +93,7 @@ def live_workers_by_queue() -> dict[str, int]:
     connection = redis_probe()
     keys = Worker.all_keys(connection=connection)
     if not keys:
-        return {}
+        return LiveWorkers(0, {})
     with connection.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.hget(key, "queues")
@@ -97,4 +103,4 @@ def live_workers_by_queue() -> dict[str, int]:
         for name in (queues or b"").decode().split(","):
             if name:
                 counts[name] = counts.get(name, 0) + 1
-    return counts
+    return LiveWorkers(sum(1 for queues in replies if queues is not None), counts)

@@ -109,6 +109,7 @@ def test_it_exposes_durations_attempts_waiting_workers_and_incidents(client, tok
     assert 90 <= oldest["default"] < 120 and oldest["high"] == 0
     assert {s.labels["queue"]: s.value for s in samples(families["tracked_jobs_workers"])} == {
         "critical": 0, "high": 0, "default": 0, "low": 0}
+    assert samples(families["tracked_jobs_workers_live"])[0].value == 0
     assert samples(families["tracked_jobs_open_incidents"])[0].labels == {"check": "waiting"}
     assert samples(families["tracked_jobs_redis_up"])[0].value == 1
     assert samples(families["tracked_jobs_database_up"])[0].value == 1
