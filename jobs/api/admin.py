@@ -62,12 +62,10 @@ class ApiTokenAdmin(TenantScopedAdmin):
         # Only the name changes; a revoked token is a record, as it was.
         return self.readonly_fields if obj.revoked_at is None else ["name", *self.readonly_fields]
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        token = self.get_object(request, object_id)
-        if token is not None and token.revoked_at is not None:  # nothing to save: show the record with Close
-            extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False,
-                             "show_save_and_add_another": False}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.revoked_at is not None:  # nothing to save: the record, with Close
+            context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # revoked, never deleted: the record says who made it and when it was last used

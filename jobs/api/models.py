@@ -11,16 +11,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs.models import AuditAction
-
 # `tj_<prefix>_<secret>`: the prefix names the token in lists and logs, the secret (32 random bytes)
 # proves it. Log lines mask this shape (jobs.eventlog).
 TOKEN_START = "tj_"
 PREFIX_LENGTH = 10
-
-# Audit actions of the token lifecycle (AuditEvent.action).
-AUDIT_TOKEN_CREATE = AuditAction.API_TOKEN_CREATE
-AUDIT_TOKEN_REVOKE = AuditAction.API_TOKEN_REVOKE
 
 
 class Scope(models.TextChoices):

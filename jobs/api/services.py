@@ -16,10 +16,8 @@ from django.utils import timezone
 from redis import RedisError
 
 from jobs import enqueue, staff, transport
-from jobs.api.models import (
-    AUDIT_TOKEN_CREATE, AUDIT_TOKEN_REVOKE, ApiToken, Scope, token_digest, token_new, token_prefix,
-)
-from jobs.models import AuditEvent, AuditState, Job, Source
+from jobs.api.models import ApiToken, Scope, token_digest, token_new, token_prefix
+from jobs.models import AuditAction, AuditEvent, AuditState, Job, Source
 from jobs.registry import public_kind_names
 from jobs.staff import audit_event_record
 from tenants.models import Role, Tenant
@@ -38,7 +36,7 @@ def api_token_create(*, tenant: Tenant, name: str, scope: str, user) -> tuple[Ap
     with transaction.atomic():
         row = ApiToken.objects.create(tenant=tenant, name=name, scope=scope, prefix=prefix,
                                       key_hash=token_digest(token), created_by=user)
-        audit_event_record(user=user, action=AUDIT_TOKEN_CREATE, tenant=tenant, target=f"API token {row}",
+        audit_event_record(user=user, action=AuditAction.API_TOKEN_CREATE, tenant=tenant, target=f"API token {row}",
                            outcome=f"Created with scope {row.get_scope_display().lower()}.")
     return row, token
 
@@ -49,7 +47,7 @@ def api_token_revoke(*, token: ApiToken, user) -> bool:
     with transaction.atomic():
         revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now, revoked_by=user)
         if revoked:
-            audit_event_record(user=user, action=AUDIT_TOKEN_REVOKE, tenant=token.tenant, target=f"API token {token}",
+            audit_event_record(user=user, action=AuditAction.API_TOKEN_REVOKE, tenant=token.tenant, target=f"API token {token}",
                                outcome="Revoked: requests with it are refused.")
     if revoked:
         token.revoked_at, token.revoked_by = now, user

@@ -9,9 +9,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from jobs.api.models import AUDIT_TOKEN_CREATE, AUDIT_TOKEN_REVOKE, ApiToken, Scope
+from jobs.api.models import ApiToken, Scope
 from jobs.api.services import api_token_revoke
-from jobs.models import AuditEvent
+from jobs.models import AuditAction, AuditEvent
 from tenants.models import Membership, Role
 from tests.api.conftest import Caller, assert_error
 
@@ -30,7 +30,7 @@ def test_it_stores_a_digest_and_a_prefix_never_the_token(make_token):
     assert row.key_hash == hashlib.sha256(token.encode()).hexdigest()
     stored = " ".join(str(value) for value in ApiToken.objects.filter(pk=row.pk).values().get().values())
     assert token not in stored and token.removeprefix(row.prefix + "_") not in stored
-    event = AuditEvent.objects.get(action=AUDIT_TOKEN_CREATE)
+    event = AuditEvent.objects.get(action=AuditAction.API_TOKEN_CREATE)
     assert (event.actor.username, event.tenant, row.prefix in event.target) == ("alice", row.tenant, True)
 
 
@@ -66,7 +66,7 @@ def test_it_refuses_a_revoked_token_with_401_and_records_who_revoked_it(writer, 
     assert "revoked" in error["message"]
     writer.row.refresh_from_db()
     assert writer.row.revoked_by == alice and writer.row.revoked_at is not None
-    assert AuditEvent.objects.filter(action=AUDIT_TOKEN_REVOKE, actor=alice, tenant=writer.row.tenant).count() == 1
+    assert AuditEvent.objects.filter(action=AuditAction.API_TOKEN_REVOKE, actor=alice, tenant=writer.row.tenant).count() == 1
 
 
 def test_it_lets_a_read_token_read_and_refuses_it_every_write_with_403(reader):
@@ -183,7 +183,7 @@ def test_it_makes_a_token_in_the_admin_shows_it_once_and_revokes_it(client, alic
     assert row.revoked_at is not None and row.revoked_by == alice
     assert_error(api.get("/api/v1/token"), 401)
     assert set(AuditEvent.objects.filter(tenant=acme).values_list("action", flat=True)) == {
-        AUDIT_TOKEN_CREATE, AUDIT_TOKEN_REVOKE}
+        AuditAction.API_TOKEN_CREATE, AuditAction.API_TOKEN_REVOKE}
 
 
 def test_it_revokes_tokens_from_the_list_and_never_deletes_them(client, alice, make_token):
