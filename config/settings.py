@@ -260,6 +260,9 @@ WEBHOOKS_ALLOW_LOOPBACK = env.bool("WEBHOOKS_ALLOW_LOOPBACK", default=DEBUG)
 WEBHOOKS_CONNECT_TIMEOUT = env.float("WEBHOOKS_CONNECT_TIMEOUT", default=3.0)
 WEBHOOKS_READ_TIMEOUT = env.float("WEBHOOKS_READ_TIMEOUT", default=10.0)
 WEBHOOKS_TOTAL_TIMEOUT = env.float("WEBHOOKS_TOTAL_TIMEOUT", default=20.0)
+# Destination ports a webhook may use; 80 is added where http:// is allowed. Anything else (22, 6379...)
+# is refused, so delivery errors shown to tenant admins cannot map a network's services.
+WEBHOOKS_ALLOWED_PORTS = env.list("WEBHOOKS_ALLOWED_PORTS", cast=int, default=[443, 8443])
 WEBHOOKS_RESPONSE_MAX_BYTES = env.int("WEBHOOKS_RESPONSE_MAX_BYTES", default=64 * 1024)
 WEBHOOKS_MAX_BODY_BYTES = env.int("WEBHOOKS_MAX_BODY_BYTES", default=256 * 1024)
 WEBHOOKS_SECRET_GRACE_HOURS = env.float("WEBHOOKS_SECRET_GRACE_HOURS", default=24.0)
@@ -317,6 +320,10 @@ OPS_METRICS_TIMEOUT = env.float("OPS_METRICS_TIMEOUT", default=10.0)
 OPS_ALERT_EMAILS = env.list("OPS_ALERT_EMAILS", default=[])
 OPS_ALERT_WEBHOOK_URL = env.str("OPS_ALERT_WEBHOOK_URL", default="")
 OPS_ALERT_WEBHOOK_SECRET = env_secret("OPS_ALERT_WEBHOOK_SECRET")  # whsec_...: Standard Webhooks signature
+# Hysteresis: an incident opens once a check has been crossed on this many consecutive minutes' checks,
+# and resolves once it has been clear on this many; a value flapping at its threshold tells nobody twice.
+OPS_ALERT_OPEN_AFTER = env.int("OPS_ALERT_OPEN_AFTER", default=2)
+OPS_ALERT_RESOLVE_AFTER = env.int("OPS_ALERT_RESOLVE_AFTER", default=5)
 OPS_ALERTS_ENABLED = env.bool("OPS_ALERTS_ENABLED", default=bool(OPS_ALERT_EMAILS or OPS_ALERT_WEBHOOK_URL))
 
 # --- JSON API for integrating code (jobs.api) ---
