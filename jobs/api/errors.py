@@ -132,7 +132,8 @@ def install(api: NinjaAPI, *, tags: frozenset[str]) -> None:
 
     @api.exception_handler(TokenRefused)
     def token_refused(request: HttpRequest, exc: TokenRefused) -> HttpResponse:
-        headers = {"WWW-Authenticate": f'{BEARER}, error="invalid_token"'} if exc.status == 401 else {}
+        challenge = "invalid_token" if exc.status == 401 else exc.code if exc.code == "insufficient_scope" else None
+        headers = {"WWW-Authenticate": f'{BEARER}, error="{challenge}"'} if challenge else {}
         return error_response(exc.status, str(exc), code=exc.code, headers=headers)
 
     @api.exception_handler(AuthenticationError)

@@ -1,13 +1,17 @@
 """Writes for the JSON API: tokens made, used and revoked; jobs enqueued, retried and cancelled by a token.
 
-Job actions go through `jobs.staff` like the admin's, in the name of the member who made the token, so
-the same role rules apply and each is an audit event that names the token.
+A token acts in the name of the member who made it, with that member's role as it is at each request:
+reads need the viewer role, every write the operator role (`api_token_authorize_write`). Job actions
+then go through `jobs.staff` like the admin's, so the same role rules apply and each is an audit event
+that names the token.
 """
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -22,6 +26,11 @@ from jobs.registry import public_kind_names
 from jobs.staff import audit_event_record
 from tenants.models import Role, Tenant
 from tenants.selectors import user_has_role
+
+logger = logging.getLogger(__name__)
+
+# Enqueue, retry and cancel are all writes of one rank: the admin's retry and cancel need an operator.
+WRITE_ROLE = Role.OPERATOR
 
 # Compared against when no token has the presented prefix, so a miss costs what a hit costs.
 _NO_DIGEST = token_digest("tj_0000000000_none")
@@ -60,6 +69,30 @@ class TokenRefused(Exception):
     def __init__(self, message: str, *, status: int = 401, code: str = "unauthorized") -> None:
         super().__init__(message)
         self.status, self.code = status, code
+
+
+def api_token_authorize_write(*, token: ApiToken, action: str | None = None, job_id: UUID | None = None) -> None:
+    """Let a write through only for a read-write token whose maker holds the operator role in its
+    tenant now; TokenRefused (403, `insufficient_scope` or `forbidden_role`) otherwise.
+
+    The role is read afresh at each request, as the admin reads a member's at each action: demoting
+    the maker stops the token's writes at once while its reads go on. A refused job action (`action`,
+    on `job_id`) is recorded as a refused audit event naming the token, as the staff layer records
+    one; every refusal is logged.
+    """
+    if not token.can_write:
+        raise TokenRefused(f"Token {token.prefix} is read-only; this needs a read-write token.", status=403,
+                           code="insufficient_scope")
+    maker = token.created_by
+    if user_has_role(user=maker, role=WRITE_ROLE, tenant=token.tenant):
+        return
+    message = (f"{maker.get_username()}, who made token {token.prefix}, no longer holds the {WRITE_ROLE} role in "
+               f"{token.tenant}; writes need an {WRITE_ROLE} or an admin.")
+    logger.warning("API token %s refused a write: %s", token.prefix, message)
+    if action is not None:
+        _token_event(token=token, action=action, job_id=job_id, state=AuditState.REFUSED, requested=1, refused=1,
+                     outcome=f"Refused: {message}")
+    raise TokenRefused(message, status=403, code="forbidden_role")
 
 
 def api_token_use(*, presented: str) -> ApiToken:
@@ -142,9 +175,16 @@ def api_job_act(*, token: ApiToken, job: Job, action: str, reason: str = "") -> 
     action applies to) or refused (the maker's role no longer allows it)."""
     user = token.created_by
     with transaction.atomic():
-        event = audit_event_record(user=user, action=action, tenant=token.tenant, reason=reason,
-                                   target=f"job {job.pk} via API token {token}", state=AuditState.RUNNING)
-        event.actor_name = f"{user.get_username()} (API token {token.prefix})"[:150]
-        event.save(update_fields=["actor_name"])
+        event = _token_event(token=token, action=action, job_id=job.pk, reason=reason, state=AuditState.RUNNING)
         return staff.staff_jobs_act(action=action, user=user, jobs=Job.objects.filter(pk=job.pk, tenant=token.tenant),
                                     reason=reason, event=event)
+
+
+def _token_event(*, token: ApiToken, action: str, job_id: UUID | None, state: str, **fields) -> AuditEvent:
+    """An audit event in the name of the token's maker, saying which token acted."""
+    user = token.created_by
+    event = audit_event_record(user=user, action=action, tenant=token.tenant, state=state,
+                               target=f"job {job_id} via API token {token}", **fields)
+    event.actor_name = f"{user.get_username()} (API token {token.prefix})"[:150]
+    event.save(update_fields=["actor_name"])
+    return event

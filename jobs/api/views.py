@@ -22,9 +22,17 @@ from jobs.services import RETRYABLE
 PUBLIC_KINDS = selectors.api_kind_list()
 EnqueueIn = schemas.enqueue_schema(PUBLIC_KINDS)
 
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The job actions the audit trail has an action for, by URL name: a refused one is recorded there.
+AUDITED_WRITES = {"job_retry": AuditAction.RETRY, "job_cancel": AuditAction.CANCEL}
+
 
 class TokenAuth(HttpAuthBase):
-    """`Authorization: Bearer <token>`; the token's row (tenant, scope, maker) becomes `request.auth`."""
+    """`Authorization: Bearer <token>`; the token's row (tenant, scope, maker) becomes `request.auth`.
+
+    Every operation passes here, so this is where a write (any method but GET, HEAD or OPTIONS) is let
+    through or refused: an operation added later is covered without a check of its own.
+    """
 
     openapi_scheme = "bearer"
 
@@ -37,6 +45,10 @@ class TokenAuth(HttpAuthBase):
         if wait is not None:
             raise ApiError(429, f"Over {token.prefix}'s limit of requests per minute; try again in {wait} s.",
                            headers={"Retry-After": str(wait)})
+        if request.method not in READ_METHODS:
+            match = request.resolver_match
+            services.api_token_authorize_write(token=token, action=AUDITED_WRITES.get(match.url_name),
+                                               job_id=match.kwargs.get("job_id"))
         return token
 
 
@@ -44,7 +56,9 @@ api = NinjaAPI(
     title="Tracked Jobs API",
     version="1",
     description="A tenant's background jobs for integrating code. Authenticate with "
-                "`Authorization: Bearer <token>` (tokens are made in the admin, per tenant). "
+                "`Authorization: Bearer <token>` (tokens are made in the admin, per tenant). A token acts with "
+                "its maker's role as it is at each request: reads need a viewer, writes a read-write token "
+                "and an operator (or admin), else 403 `forbidden_role`. "
                 "Every error is `{\"error\": {\"code\", \"message\", \"field\"?}}`.",
     urls_namespace="api-v1",
     auth=TokenAuth(),
@@ -60,15 +74,6 @@ WITH_BODY = {**COMMON, 413: ERROR}
 
 def _token(request: HttpRequest) -> ApiToken:
     return request.auth  # type: ignore[attr-defined]
-
-
-def _writable(request: HttpRequest) -> ApiToken:
-    token = _token(request)
-    if not token.can_write:
-        raise ApiError(403, f"Token {token.prefix} is read-only; this needs a read-write token.",
-                       code="insufficient_scope", headers={"WWW-Authenticate": f'{errors.BEARER}, '
-                                                                               'error="insufficient_scope"'})
-    return token
 
 
 @api.get("/jobs", response={200: schemas.JobPage, **COMMON}, summary="List jobs", tags=["jobs"])
@@ -87,7 +92,7 @@ def job_list(request: HttpRequest, filters: Query[schemas.JobFilters]) -> Any:
 def job_enqueue(request: HttpRequest, data: Body[EnqueueIn]) -> Any:
     """Start a job of a public kind (see `GET /kinds`). 201 with the new job; 200 with the earlier one
     when an unfinished job already has this idempotency key. Needs a read-write token."""
-    token = _writable(request)
+    token = _token(request)
     job, created = services.api_job_enqueue(token=token, kind=data.kind, payload=data.payload,
                                             idempotency_key=data.idempotency_key, run_at=data.run_at,
                                             delay=data.delay)
@@ -102,13 +107,13 @@ def job_get(request: HttpRequest, job_id: UUID) -> Any:
 
 
 def _act(request: HttpRequest, job_id: UUID, data: schemas.ActionIn | None, action: str) -> schemas.JobDetail:
-    token = _writable(request)
+    token = _token(request)
     job = selectors.api_job_get(tenant=token.tenant, job_id=job_id)
     event = services.api_job_act(token=token, job=job, action=action, reason=data.reason if data else "")
     job = selectors.api_job_get(tenant=token.tenant, job_id=job_id)
-    if event.refused:
+    if event.refused:  # demoted between TokenAuth's check and the action
         raise ApiError(403, f"{token.created_by.get_username()}, who made token {token.prefix}, no longer holds "
-                            f"the operator role in {token.tenant}.", code="forbidden_role")
+                            f"the {services.WRITE_ROLE} role in {token.tenant}.", code="forbidden_role")
     if not event.done:
         raise ApiError(409, _conflict(job, action), code="job_state")
     return schemas.JobDetail.of(job)

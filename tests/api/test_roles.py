@@ -1,0 +1,115 @@
+"""A token acts with its maker's role as it is at each request, not as it was when the token was made:
+writes need the operator role, reads the viewer role, and a maker who left or was deactivated ends them."""
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from jobs import enqueue
+from jobs.api.views import api
+from jobs.models import AuditAction, AuditEvent, AuditState, Job, Status
+from tenants.models import Membership, Role
+from tests.api.conftest import Caller, assert_error
+
+pytestmark = pytest.mark.django_db
+
+READS = ["/api/v1/jobs", "/api/v1/queues", "/api/v1/kinds", "/api/v1/token"]
+
+
+def ping(tenant) -> Job:
+    return enqueue("diagnostics.ping", tenant=tenant, payload={})
+
+
+def failed(job: Job) -> Job:
+    Job.objects.filter(pk=job.pk).update(status=Status.FAILED, last_error="PingFailure")
+    job.refresh_from_db()
+    return job
+
+
+def demote(user, tenant, role: str = Role.VIEWER) -> None:
+    Membership.objects.filter(user=user, tenant=tenant).update(role=role)
+
+
+def writes(job: Job) -> list[tuple[str, dict | None]]:
+    """Every non-GET operation the API publishes, aimed at `job` where it takes an id."""
+    found = []
+    for path, operations in api.get_openapi_schema()["paths"].items():
+        for method in operations:
+            if method != "get":
+                body = {"kind": "diagnostics.ping"} if path == "/api/v1/jobs" else None
+                found.append((method, path.replace("{job_id}", str(job.pk)), body))
+    assert {(method, path.rsplit("/", 1)[-1]) for method, path, _ in found} == {
+        ("post", "jobs"), ("post", "retry"), ("post", "cancel")}
+    return [(path, body) for method, path, body in found]
+
+
+def test_it_refuses_a_demoted_makers_enqueue_with_403_naming_the_role(writer, alice, acme):
+    demote(alice, acme)
+    error = assert_error(writer.post("/api/v1/jobs", {"kind": "diagnostics.ping"}), 403, "forbidden_role")
+    assert "operator" in error["message"] and writer.row.prefix in error["message"]
+    assert not Job.objects.exists()
+
+
+def test_it_refuses_every_write_of_a_demoted_maker_and_changes_nothing(writer, alice, acme):
+    job = failed(ping(acme))
+    demote(alice, acme)
+    for path, body in writes(job):
+        assert_error(writer.post(path, body), 403, "forbidden_role")
+    assert list(Job.objects.values_list("pk", "status")) == [(job.pk, Status.FAILED)]
+
+
+def test_it_still_answers_a_demoted_makers_reads(writer, alice, acme):
+    job = ping(acme)
+    demote(alice, acme)
+    for path in [*READS, f"/api/v1/jobs/{job.pk}"]:
+        assert writer.get(path).status_code == 200, path
+
+
+def test_it_reads_the_makers_role_at_each_request(writer, alice, acme):
+    demote(alice, acme)
+    assert_error(writer.post("/api/v1/jobs", {"kind": "diagnostics.ping"}), 403, "forbidden_role")
+    demote(alice, acme, Role.OPERATOR)
+    assert writer.post("/api/v1/jobs", {"kind": "diagnostics.ping"}).status_code == 201
+
+
+def test_it_lets_a_superusers_token_write_without_a_membership(make_token, acme):
+    root = get_user_model().objects.create_superuser("root", password="pw")
+    _, secret = make_token(user=root)
+    response = Caller(Client(), secret).post("/api/v1/jobs", {"kind": "diagnostics.ping"})
+    assert response.status_code == 201, response.content
+
+
+def test_it_records_a_demoted_makers_refused_retry_and_cancel_in_the_audit_trail(writer, alice, acme):
+    job = failed(ping(acme))
+    demote(alice, acme)
+    writer.post(f"/api/v1/jobs/{job.pk}/retry", {"reason": "try again"})
+    writer.post(f"/api/v1/jobs/{job.pk}/cancel")
+    events = AuditEvent.objects.exclude(action=AuditAction.API_TOKEN_CREATE).order_by("created_at", "pk")
+    assert [(event.action, event.state, event.refused, event.done) for event in events] == [
+        (AuditAction.RETRY, AuditState.REFUSED, 1, 0), (AuditAction.CANCEL, AuditState.REFUSED, 1, 0)]
+    first = events[0]
+    assert (first.actor, first.tenant) == (alice, acme)
+    assert writer.row.prefix in first.actor_name and str(job.pk) in first.target
+    assert "operator" in first.outcome and first.finished_at is not None
+
+
+def test_it_does_not_audit_a_read_tokens_write_which_its_scope_refuses(reader, acme):
+    job = failed(ping(acme))
+    assert_error(reader.post(f"/api/v1/jobs/{job.pk}/retry"), 403, "insufficient_scope")
+    assert not AuditEvent.objects.filter(action=AuditAction.RETRY).exists()
+
+
+@pytest.mark.parametrize("gone", ["removed", "deactivated"])
+def test_it_refuses_everything_once_the_maker_is_removed_or_deactivated(writer, alice, acme, gone):
+    job = failed(ping(acme))
+    if gone == "removed":
+        Membership.objects.filter(user=alice).delete()
+    else:
+        get_user_model().objects.filter(pk=alice.pk).update(is_active=False)
+    for path in [*READS, f"/api/v1/jobs/{job.pk}"]:
+        assert_error(writer.get(path), 401)
+    for path, body in writes(job):
+        assert_error(writer.post(path, body), 401)
+    assert Job.objects.count() == 1 and not AuditEvent.objects.filter(action=AuditAction.RETRY).exists()
+
