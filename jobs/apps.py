@@ -9,6 +9,9 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
+        from jobs.rq_lockdown import lock_down
+
+        lock_down()  # before anything in this process reads from Redis
         # Every installed app's `kinds` module registers its job kinds, in web and worker alike.
         autodiscover_modules("kinds")
         from jobs import batches  # noqa: F401  (connects members settling to their batch)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import DateTimeField, ExpressionWrapper
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from jobs import runtime, transport
@@ -72,7 +74,9 @@ def reconcile_if_leader() -> ReconcileReport | None:
 
 
 def rescue_abandoned() -> int:
-    cutoff = timezone.now() - timedelta(seconds=settings.JOBS_ABANDON_AFTER_SECONDS)
+    # On the database's clock, as heartbeats are written: hosts' clocks may disagree by more than the window.
+    cutoff = ExpressionWrapper(Now() - timedelta(seconds=settings.JOBS_ABANDON_AFTER_SECONDS),
+                               output_field=DateTimeField())
     stale = Attempt.objects.filter(ended_at__isnull=True, heartbeat_at__lt=cutoff, job__status=Status.RUNNING)
     rescued = 0
     for attempt in stale.select_related("job", "job__tenant"):

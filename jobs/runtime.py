@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef
+from django.db.models.functions import Now
 from django.utils import timezone
 from rq.timeouts import JobTimeoutException
 
@@ -55,6 +56,12 @@ class WorkerIdentity:
 class Claim:
     job: Job
     attempt: Attempt
+    # The database's clock minus this process's, as seen at the claim; the outcome is recorded on the
+    # database's clock too, so an attempt never ends before it started and retries come due on time.
+    clock_offset: timedelta = timedelta(0)
+
+    def now(self):
+        return timezone.now() + self.clock_offset
 
 
 @dataclass
@@ -147,19 +154,19 @@ def forget_stop_request(job_id: str) -> None:
 
 def attempt_claim(*, job_id: str, worker: WorkerIdentity) -> Claim | None:
     """Start the next attempt of a queued job, or return None when there is nothing to claim."""
-    now = timezone.now()
+    asked_at = timezone.now()
     if statements.supported():
-        claimed = statements.claim(job_id=job_id, now=now, worker_name=worker.name, hostname=worker.hostname,
-                                   pid=worker.pid)
+        claimed = statements.claim(job_id=job_id, worker_name=worker.name, hostname=worker.hostname, pid=worker.pid)
     else:
-        claimed = _claim_with_orm(job_id, now, worker)
+        # One machine's clock (SQLite): nothing to disagree with.
+        claimed = _claim_with_orm(job_id, asked_at, worker)
     if claimed is None:
         logger.info("Job %s: nothing to claim (not queued); delivery ignored", job_id)
         return None
     job, attempt = claimed
     eventlog.job_changed(job, worker=worker.name)
     _send(signals.job_started, job, attempt)
-    return Claim(job=job, attempt=attempt)
+    return Claim(job=job, attempt=attempt, clock_offset=attempt.started_at - asked_at)
 
 
 def _send(signal, job: Job, attempt: Attempt | None) -> None:
@@ -245,7 +252,7 @@ def attempt_finish(*, claim: Claim, result: AttemptResult, retry_trigger: str = 
     job, attempt = claim.job, claim.attempt
     if result.outcome == Outcome.ABANDONED and _stop_was_requested(job.pk):
         result.outcome = Outcome.STOPPED
-    now = timezone.now()
+    now = claim.now()
     status, fields = _next_state(job, attempt, result, now, retry_trigger)
     outcome_fields = {
         "outcome": result.outcome,
@@ -373,7 +380,9 @@ class Heartbeat:
             if not ids:
                 continue
             try:
-                Attempt.objects.filter(pk__in=ids, ended_at__isnull=True).update(heartbeat_at=timezone.now())
+                # The database's clock, as the claim and the reconciler's cutoff use: a worker host whose
+                # clock is behind must not look dead, nor one ahead look alive after it died.
+                Attempt.objects.filter(pk__in=ids, ended_at__isnull=True).update(heartbeat_at=Now())
             except Exception:
                 logger.exception("Heartbeat write failed; will retry")
             finally:

@@ -31,7 +31,7 @@ def supported() -> bool:
 CLAIM_SQL = f"""
 WITH claimed AS (
     UPDATE jobs_job
-    SET status = 'running', attempts = attempts + 1, started_at = %(now)s, updated_at = %(now)s,
+    SET status = 'running', attempts = attempts + 1, started_at = now(), updated_at = now(),
         progress = 0, progress_message = ''
     WHERE id = %(id)s AND status = 'queued'
       AND NOT EXISTS (SELECT 1 FROM jobs_queuestate paused
@@ -43,7 +43,7 @@ WITH claimed AS (
     INSERT INTO jobs_attempt (job_id, number, trigger, triggered_by_id, worker_name, hostname, pid,
                               started_at, heartbeat_at, ended_at, outcome, error_type, error_message, traceback)
     SELECT id, attempts, next_trigger, next_triggered_by_id, %(worker)s, %(host)s, %(pid)s,
-           %(now)s, %(now)s, NULL, '', '', '', ''
+           started_at, started_at, NULL, '', '', '', ''
     FROM claimed
     RETURNING id, trigger, triggered_by_id
 )
@@ -68,8 +68,10 @@ def _server_cursor() -> psycopg.Cursor:
     return psycopg.Cursor(connection.connection)
 
 
-def claim(*, job_id: str, now, worker_name: str, hostname: str, pid: int) -> tuple[Job, Attempt] | None:
-    params = {"id": uuid.UUID(str(job_id)), "now": now, "worker": worker_name, "host": hostname, "pid": pid}
+def claim(*, job_id: str, worker_name: str, hostname: str, pid: int) -> tuple[Job, Attempt] | None:
+    """Claim on the database's clock: the attempt starts and heartbeats at the server's `now()`, so a
+    worker host whose clock is off cannot make a live attempt look dead (or a dead one alive)."""
+    params = {"id": uuid.UUID(str(job_id)), "worker": worker_name, "host": hostname, "pid": pid}
     row = _fetchone(CLAIM_SQL, params)
     if row is None:
         return None
@@ -80,7 +82,8 @@ def claim(*, job_id: str, now, worker_name: str, hostname: str, pid: int) -> tup
     if job.tenant_id is not None:
         job.tenant = Tenant.from_db("default", TENANT_ATTNAMES, _converted(Tenant, tenant_values))
     attempt = Attempt(id=attempt_id, job=job, number=job.attempts, trigger=trigger, triggered_by_id=triggered_by_id,
-                      worker_name=worker_name, hostname=hostname, pid=pid, started_at=now, heartbeat_at=now)
+                      worker_name=worker_name, hostname=hostname, pid=pid, started_at=job.started_at,
+                      heartbeat_at=job.started_at)
     attempt._state.adding = False
     return job, attempt
 

@@ -37,47 +37,58 @@ class ForbiddenJobFunction(Exception):
     """A job in Redis names a function outside the allowlist; it is refused, never imported."""
 
 
-def allowed_functions() -> frozenset[str]:
-    return frozenset({ENTRY_POINT, *getattr(settings, "JOBS_EXTRA_RQ_FUNCTIONS", ())})
 
 
 class TrackedRQJob(RQJob):
-    """An RQ job that is always JSON and resolves only allowlisted functions and callbacks, by name."""
+    """The engine's RQ job class: always JSON, whoever creates or fetches it (RQ, rq-scheduler, django-rq).
+
+    What any RQ job may do once fetched (which function it resolves; no callbacks, no webhooks) is
+    settled for every job class by `jobs.rq_lockdown`.
+    """
 
     def __init__(self, id: str | None = None, connection: Redis | None = None, serializer=None) -> None:
-        # Whoever creates or fetches jobs through this class (RQ, rq-scheduler, django-rq) gets JSON.
         super().__init__(id, connection=connection, serializer=JSONSerializer)
 
-    @property
-    def success_callback_name_set(self) -> bool:
-        return bool(self._success_callback_name)
 
-    def _check(self, name: str | None) -> None:
-        if name and name not in allowed_functions():
-            logger.error("Refused RQ job %s: function %r is not allowed", self.id, name)
-            raise ForbiddenJobFunction(f"function {name!r} is not allowed")
+def refusal_reason(job: RQJob) -> str | None:
+    """Why a job taken from Redis is not one the engine handed over, or None when it is.
 
-    @property
-    def func(self):
-        self._check(self.func_name)
-        if self.instance is not None:
-            raise ForbiddenJobFunction("bound-method jobs are not allowed")
-        return super().func
+    The engine's jobs (`_persist`) call the entry point with their own id and nothing else, and set
+    none of RQ's other powers: callbacks, webhooks, dependencies, retries, repeats, groups, rate
+    limits, results kept forever. Anything else was written into Redis by someone else.
+    """
+    try:
+        if job.func_name != ENTRY_POINT:
+            return f"its function {job.func_name!r} is not the engine's entry point"
+        if job.instance is not None or list(job.args) != [job.id] or job.kwargs:
+            return "its arguments are not its own id"
+        callbacks = [name for name in (job._success_callback_name, job._failure_callback_name,
+                                       job._stopped_callback_name) if name]
+        extras = {
+            f"callbacks {callbacks}": callbacks,
+            "webhooks": job.webhooks,
+            "dependencies": job._dependency_ids,
+            "RQ retries": job.retries_left or job.retry_intervals,
+            "repeats": job.repeats_left or job.repeat_intervals,
+            "a group": job.group_id,
+            "a rate limit": job.has_rate_limit,
+            "results kept forever": job.result_ttl is None or job.result_ttl < 0 or (job.failure_ttl or 0) < 0,
+            "meta the engine did not write": set(job.meta) - {"kind", "tenant"},
+        }
+    except Exception as exc:  # an unreadable hash (a pickle, a malformed field) is refused like the rest
+        return f"it cannot be read as JSON ({type(exc).__name__})"
+    carried = [name for name, present in extras.items() if present]
+    return f"it carries {', '.join(carried)}" if carried else None
 
-    @property
-    def success_callback(self):
-        self._check(self._success_callback_name)
-        return super().success_callback
 
-    @property
-    def failure_callback(self):
-        self._check(self._failure_callback_name)
-        return super().failure_callback
-
-    @property
-    def stopped_callback(self):
-        self._check(self._stopped_callback_name)
-        return super().stopped_callback
+def refuse(job_id: str, queue: Queue, reason: str) -> None:
+    """Drop a job a worker took from Redis without running anything of it: no function, no callback,
+    no webhook, no failed-registry entry. If it was a tampered copy of a real job, the reconciler
+    finds that job missing from Redis and hands it over again, as the engine made it."""
+    logger.error("Refused RQ job %s from queue %s: %s; removed from Redis", job_id, queue.name, reason)
+    with queue.connection.pipeline(transaction=False) as pipe:
+        _forget(pipe, queue, job_id)
+        pipe.execute()
 
 
 @dataclass(frozen=True)
@@ -212,6 +223,23 @@ def missing(job_ids: list[str]) -> set[str]:
     waiting_in_rq = {b"queued", b"started", b"deferred", b"scheduled"}
     return {job_id for job_id, status in zip(job_ids, statuses, strict=True)
             if status not in waiting_in_rq or job_id in stranded or job_id not in placed}
+
+
+def drop_failed_copy(job_id: str, queue_name: str) -> None:
+    """Forget RQ's failed copy of an attempt the database will run again (retrying, snoozed) or ended
+    otherwise (stopped: cancelled). RQ's failed registry then holds just the jobs that failed for good,
+    as the record does, and the dashboard's requeue means a retry."""
+    if queue_name in settings.RQ_QUEUES:
+        queue = get_queue(queue_name)
+        with queue.connection.pipeline(transaction=False) as pipe:
+            pipe.zrem(queue.failed_job_registry.key, job_id)
+            pipe.delete(RQJob.key_for(job_id))
+            pipe.execute()
+
+
+def holds(job_id: str) -> bool:
+    """Whether Redis has an RQ job under this id now (the django-rq dashboard can show it)."""
+    return bool(get_connection().exists(RQJob.key_for(job_id)))
 
 
 def stop(job_id: str) -> bool:

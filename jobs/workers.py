@@ -24,15 +24,18 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import SimpleWorker, Worker
 
-from jobs import reconciler, relay, runtime
-from jobs.models import Outcome
-from jobs.transport import ENTRY_POINT, TrackedRQJob
+from jobs import reconciler, relay, runtime, transport
+from jobs.models import Outcome, Status
+from jobs.transport import TrackedRQJob
 
 logger = logging.getLogger(__name__)
 
 _ACCEPTED_SERIALIZERS = {None, "json", "rq.serializers.JSONSerializer", JSONSerializer,
                          # django-rq's rqworker passes its pickle default even when nobody asked for it.
                          "rq.serializers.DefaultSerializer"}
+
+# Outcomes the entry point reports to RQ as a success; RQ files every other one as failed.
+_RQ_SUCCESSES = (Outcome.SUCCEEDED, Outcome.SNOOZED)
 
 # Connections inherited from the parent; kept referenced so their finalizers never run in the horse
 # (closing them there would end the parent's session on the shared socket).
@@ -90,6 +93,27 @@ class TrackedWorkerMixin:
         self.__dict__["_suspension_checked"] = now
         super().check_for_suspension(burst)
 
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        # Only the engine's own jobs, as the engine made them, get further than this: anything else
+        # found in Redis is dropped before RQ marks it started, runs it, or calls out on its behalf.
+        while True:
+            try:
+                taken = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except Exception as exc:
+                # RQ attaches the id to a job it could not even fetch; without this, one unreadable
+                # hash planted in a queue would end every worker that pops it.
+                if getattr(exc, "job_id", None) is None or getattr(exc, "queue", None) is None:
+                    raise
+                transport.refuse(exc.job_id, exc.queue, f"it cannot be read ({type(exc).__name__})")
+                continue
+            if taken is None:
+                return None
+            job, queue = taken
+            reason = transport.refusal_reason(job)
+            if reason is None:
+                return taken
+            transport.refuse(job.id, queue, reason)
+
     @property
     def dequeue_timeout(self) -> int:
         # Wake up while idle so reconciler passes run even when no job arrives.
@@ -119,6 +143,8 @@ class TrackedWorkerMixin:
         os.ftruncate(self._outbox.fileno(), 0)
         self._stop_seen, self._horse_exit = None, None
         runtime.prepare(job_id=job.id, claim=claim, deliver=self._deliver)
+        if claim is not None:
+            job.timeout = claim.job.timeout  # the record's, not whatever the copy in Redis says
         started = time.monotonic()
         try:
             if claim is None:
@@ -140,7 +166,9 @@ class TrackedWorkerMixin:
         # outcome; keep trying for a while, then leave the open attempt to the reconciler.
         for delay in (0.5, 1, 2, 4, 8, 15, 0):
             try:
-                runtime.attempt_finish(claim=claim, result=result)
+                finished = runtime.attempt_finish(claim=claim, result=result)
+                if result.outcome not in _RQ_SUCCESSES and not (finished and finished.status == Status.FAILED):
+                    transport.drop_failed_copy(str(claim.job.pk), claim.job.queue)
                 # The slot this job held is free: its tenant's next held job goes now, not at a sweep.
                 relay.slot_freed(claim.job.tenant_id, kind=claim.job.kind)
                 return
@@ -233,8 +261,9 @@ class TrackedSimpleWorker(TrackedWorkerMixin, SimpleWorker):
 
 
 def _is_plain_tracked(job) -> bool:
-    return (job.func_name == ENTRY_POINT and job.result_ttl == 0 and not job.repeats_left and not job.group_id
-            and not job.has_rate_limit and not job.success_callback_name_set)
+    # Every job that reaches execution is the engine's (see dequeue_job_and_maintain_ttl); RQ keeps
+    # its result only when JOBS_RQ_RESULT_TTL asks for it.
+    return job.result_ttl == 0
 
 
 def _relax_commit_durability() -> None:

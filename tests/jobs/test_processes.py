@@ -122,7 +122,8 @@ def test_a_pickled_payload_planted_in_redis_is_refused_never_executed(private_re
     output = process.output()
     assert not marker.exists() and not other_marker.exists()
     assert "DeserializationError" in output or "planted-pickle" in output
-    assert "Refused RQ job planted-json: function 'pathlib.Path.touch' is not allowed" in output
+    assert ("Refused RQ job planted-json from queue default: its function 'pathlib.Path.touch' is not the "
+            "engine's entry point" in output)
 
 
 def test_a_worker_refuses_to_start_with_the_pickle_serializer_named_explicitly(private_redis):
