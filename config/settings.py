@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "jobs.ops",
     "jobs.api",
     "reports",
+    # The project's own system checks (config/checks.py).
+    "config",
 ]
 
 MIDDLEWARE = [
@@ -336,7 +338,26 @@ API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=50)
 API_PAGE_SIZE_MAX = env.int("API_PAGE_SIZE_MAX", default=200)
 
 # Superusers' token for the django-rq dashboard's stats.json and metrics (Authorization: Bearer ...).
-RQ_API_TOKEN = env.str("RQ_API_TOKEN", default="")
+RQ_API_TOKEN = env_secret("RQ_API_TOKEN")
+
+# --- The proxy in front of the web process (docs/deploy.md, "HTTPS and the proxy") ---
+# The addresses of the proxies: gunicorn believes their X-Forwarded-Proto (config/gunicorn.py reads the same
+# variable). "*": whoever connects.
+FORWARDED_ALLOW_IPS = [entry.strip() for entry in env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1"])]
+# Django believes this header from anyone who reaches the web process, so it is off unless set: for a proxy
+# that always overwrites it, in front of a web process that nothing else can reach. By default gunicorn
+# decides whether a request came over HTTPS, from the proxies in FORWARDED_ALLOW_IPS only.
+_PROXY_SSL_HEADER = env.str("SECURE_PROXY_SSL_HEADER", default="")  # a header's name, e.g. X-Forwarded-Proto
+SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https") if _PROXY_SSL_HEADER else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Load balancers probe the web process itself over plain HTTP. ProbeMiddleware answers them before
+# SecurityMiddleware runs; this keeps them answering should the middleware order ever change.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+# Both commit every subdomain of the site's host name to HTTPS for as long as browsers remember (a preload
+# for months after it is withdrawn): off unless the deployment says so.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 
 # Logs go to stderr, one JSON object per line (LOG_FORMAT=plain for people); secrets are masked in
 # both. `jobs.events` is the line per job state change (jobs.eventlog): JOBS_EVENTS_LOG_LEVEL=WARNING

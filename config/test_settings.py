@@ -1,0 +1,6 @@
+"""The test suite's settings (pyproject.toml): production's, DEBUG off, but for what the test client needs."""
+from config.settings import *  # noqa: F403
+
+# The test client and the browser tests' live server speak plain HTTP: a redirect to https would answer
+# every request. tests/test_production_settings.py checks the production value in a process of its own.
+SECURE_SSL_REDIRECT = False
