@@ -25,6 +25,7 @@ from jobs.models import Source
 from reports.formats import write_report
 from reports.models import Report, ReportState
 from reports.registry import Table, get_report_type
+from reports.selectors import report_list_for_user
 from tenants.selectors import user_has_role
 
 logger = logging.getLogger(__name__)
@@ -163,20 +164,31 @@ def report_delete_expired(now: datetime) -> dict[str, int]:
 
 
 def report_signed_url(*, report: Report, absolute: bool = True) -> str:
-    """A download link that works without logging in until REPORTS_LINK_HOURS pass or the file expires."""
+    """A download link that works without logging in while `report_from_signed` finds it live: for
+    REPORTS_LINK_HOURS, until the file expires, and while its requester may still see the report."""
     token = signing.dumps(str(report.pk), salt=SIGNING_SALT)
     path = reverse("reports:signed_download", args=[token])
     return settings.SITE_URL.rstrip("/") + path if absolute else path
 
 
 def report_from_signed(*, token: str) -> Report | None:
-    """The ready report a signed link names, or None when the link is forged, old, or the file is gone."""
+    """The ready report a signed link names, or None: the link is forged or older than
+    REPORTS_LINK_HOURS, the report is gone or its file expired, or its requester may no longer see it.
+
+    The link stands in for the requester's login, so it opens no more than they could today: leaving
+    the tenant, being deactivated (superusers too) or losing the role the report's type needs ends it.
+    """
     try:
         report_id = signing.loads(token, salt=SIGNING_SALT, max_age=settings.REPORTS_LINK_HOURS * 3600)
     except signing.BadSignature:
         return None
-    report = Report.objects.filter(pk=report_id).select_related("tenant").first()
-    return report if report is not None and report.is_ready else None
+    report = Report.objects.filter(pk=report_id).select_related("tenant", "requested_by").first()
+    if report is None or not report.is_ready:
+        return None
+    requester = report.requested_by
+    if requester is None or not requester.is_active:
+        return None
+    return report if report_list_for_user(user=requester).filter(pk=report.pk).exists() else None
 
 
 def _email_link(report: Report) -> None:

@@ -116,11 +116,16 @@ def report_download(request: HttpRequest, pk) -> FileResponse:
 
 
 @never_cache
-def report_download_signed(request: HttpRequest, token: str) -> FileResponse:
+def report_download_signed(request: HttpRequest, token: str) -> HttpResponse:
     report = report_from_signed(token=token)
-    if report is None:
-        raise Http404("This link has expired or is not valid.")
-    return _file_response(report)
+    if report is not None:
+        try:
+            return _file_response(report)
+        except Http404:
+            pass  # the file left storage since: a dead link like any other
+    # One page for every dead link, whatever the cause: it must not tell a report that exists (another
+    # tenant's, or one whose requester left) from one that never did.
+    return render(request, "reports/link_gone.html", status=404)
 
 
 def _file_response(report: Report) -> FileResponse:
