@@ -371,7 +371,9 @@ LOGGING = {
         "json": {"()": "jobs.eventlog.JsonFormatter"},
         "plain": {"()": "jobs.eventlog.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    # django.request names the path of a page that failed ("Not Found: /reports/download/<token>/").
+    "filters": {"secret_paths": {"()": "config.access_log.SecretPathFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["secret_paths"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
     "loggers": {
         "jobs": {"handlers": ["console"], "level": _JOBS_LOG_LEVEL, "propagate": False},

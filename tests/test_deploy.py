@@ -1,10 +1,13 @@
 """What docs/deploy.md promises, with real processes: the Procfile's commands run, SIGTERM lets the
-current job finish, and workers find Redis through Sentinel."""
+current job finish, workers find Redis through Sentinel, and the web process behind its proxy."""
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -12,9 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.tokens import default_token_generator
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from jobs import enqueue
 from jobs.models import Job, Outcome, Status
+from reports.models import Report
+from reports.services import report_signed_url
 from tests.support import FAST_ENGINE_ENV, ROOT, Process, database_url, free_port, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -124,3 +132,103 @@ def test_workers_and_the_scheduler_find_redis_through_sentinel(acme, private_red
                  what="both jobs to run through the Sentinel-found master")
     finally:
         sentinel.stop()
+
+
+class WebProcess:
+    """The Procfile's web command (gunicorn with config/gunicorn.py) on a free loopback port, with the
+    production settings; its stdout and stderr kept apart."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.port = free_port()
+        self.stdout = tempfile.NamedTemporaryFile(prefix="jobs-test-web-", suffix=".out", delete=False)
+        self.stderr = tempfile.NamedTemporaryFile(prefix="jobs-test-web-", suffix=".err", delete=False)
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false",
+               "ALLOWED_HOSTS": "127.0.0.1", "DATABASE_URL": database_url(), "REDIS_URL": redis_url,
+               "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": "1", "FORWARDED_ALLOW_IPS": "127.0.0.1",
+               "LOG_FORMAT": "json"}
+        argv = shlex.split(procfile()["web"])
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self.popen = subprocess.Popen([str(gunicorn), *argv[1:]], cwd=ROOT, env=env, stdout=self.stdout,
+                                      stderr=self.stderr)
+        wait_for(self.answers, timeout=30, what="gunicorn to answer")
+
+    def answers(self) -> bool:
+        try:
+            return self.get("/healthz")[0] == 200
+        except OSError:
+            return False
+
+    def get(self, path: str, **headers: str) -> tuple[int, dict[str, str]]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            return response.status, dict(response.getheaders())
+        finally:
+            connection.close()
+
+    def send_raw(self, request_line: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(request_line + b"\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return sock.recv(100)
+
+    def stop(self) -> tuple[str, str]:
+        """Stops gunicorn (its access lines are flushed by then) and returns (stdout, stderr)."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            self.popen.wait(timeout=30)
+        return (Path(self.stdout.name).read_text(errors="replace"), Path(self.stderr.name).read_text(errors="replace"))
+
+
+@pytest.fixture
+def web(private_redis):
+    process = WebProcess(private_redis.url)
+    yield process
+    process.stop()
+
+
+def access_lines(stderr: str) -> list[dict]:
+    """Every access line, each parsed as the JSON object it must be on its own."""
+    return [json.loads(line) for line in stderr.splitlines() if "gunicorn.access" in line]
+
+
+def test_it_logs_each_request_as_one_json_line_with_secret_paths_masked(web, alice):
+    download = report_signed_url(report=Report(), absolute=False)  # a 404 once followed: no such report
+    download_token = download.split("/")[-2]
+    reset_token = default_token_generator.make_token(alice)
+    reset = f"/accounts/reset/{urlsafe_base64_encode(force_bytes(alice.pk))}/{reset_token}/"
+    hostile = [
+        b'GET /x"},"forged":"quote","y":{" HTTP/1.1',
+        b'GET /x\\"},"forged":"backslash","y":{" HTTP/1.1',
+        b'GET /x\n{"logger":"gunicorn.access","forged":"newline"} HTTP/1.1',
+    ]
+
+    as_proxied = {"X-Forwarded-Proto": "https"}  # from 127.0.0.1, one of FORWARDED_ALLOW_IPS
+    assert web.get(download, **as_proxied)[0] == 404
+    status, headers = web.get(reset, **as_proxied)
+    assert status == 302 and headers["Location"].endswith("/set-password/")  # the token was good
+    assert web.get(download.replace("download", "%64ownload"), **as_proxied)[0] == 404
+    for request_line in hostile:
+        assert web.send_raw(request_line).startswith(b"HTTP/1.1 ")
+    stdout, stderr = web.stop()
+
+    lines = access_lines(stderr)
+    assert [line["request"] for line in lines[-6:]] == [
+        "GET /reports/download/[redacted]/ HTTP/1.1",
+        "GET /accounts/reset/[redacted]/ HTTP/1.1",
+        "GET /reports/download/[redacted]/ HTTP/1.1",
+        *(line.decode() for line in hostile),
+    ]
+    assert all(line["logger"] == "gunicorn.access" and "forged" not in line for line in lines)
+    assert download_token not in stderr and reset_token not in stderr  # nor in Django's "Not Found" line
+    assert "gunicorn.access" not in stdout
+
+
+def test_it_redirects_plain_http_to_https_but_not_the_probes_or_the_proxy_s_https(web):
+    status, headers = web.get("/accounts/login/")
+    assert status == 301 and headers["Location"] == f"https://127.0.0.1:{web.port}/accounts/login/"
+    assert web.get("/healthz")[0] == 200
+    assert web.get("/readyz")[0] in (200, 503)  # answered, not redirected
+    status, headers = web.get("/accounts/login/", **{"X-Forwarded-Proto": "https"})
+    assert status == 200 and headers["Strict-Transport-Security"].startswith("max-age=31536000")
