@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "jobs.ops",
     "jobs.api",
     "reports",
+    "tenants.logins",
     # The project's own system checks (config/checks.py).
     "config",
 ]
@@ -75,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "tenants.logins.middleware.LoginLockoutMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -115,6 +117,13 @@ if env.str("TEST_DATABASE_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The throttle goes first: for a locked-out account or address it stops authentication before any
+# password is checked. It answers no other question, so sessions still name ModelBackend.
+AUTHENTICATION_BACKENDS = [
+    "tenants.logins.backends.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -340,10 +349,17 @@ API_PAGE_SIZE_MAX = env.int("API_PAGE_SIZE_MAX", default=200)
 # Superusers' token for the django-rq dashboard's stats.json and metrics (Authorization: Bearer ...).
 RQ_API_TOKEN = env_secret("RQ_API_TOKEN")
 
+# --- Logins (tenants.logins): failed logins on /admin/login/ and /accounts/login/ within the window
+# lock that account, and that client address, until the window has passed over them (0: no limit). ---
+LOGIN_THROTTLE_ACCOUNT_FAILURES = env.int("LOGIN_THROTTLE_ACCOUNT_FAILURES", default=5)
+LOGIN_THROTTLE_ADDRESS_FAILURES = env.int("LOGIN_THROTTLE_ADDRESS_FAILURES", default=20)
+LOGIN_THROTTLE_WINDOW_SECONDS = env.int("LOGIN_THROTTLE_WINDOW_SECONDS", default=15 * 60)
+
 # --- The proxy in front of the web process (docs/deploy.md, "HTTPS and the proxy") ---
 # The addresses of the proxies: gunicorn believes their X-Forwarded-Proto (config/gunicorn.py reads the same
-# variable). "*": whoever connects.
+# variable), and Django their FORWARDED_FOR_HEADER for the client's address. "*": whoever connects.
 FORWARDED_ALLOW_IPS = [entry.strip() for entry in env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1"])]
+FORWARDED_FOR_HEADER = env.str("FORWARDED_FOR_HEADER", default="X-Forwarded-For")
 # Django believes this header from anyone who reaches the web process, so it is off unless set: for a proxy
 # that always overwrites it, in front of a web process that nothing else can reach. By default gunicorn
 # decides whether a request came over HTTPS, from the proxies in FORWARDED_ALLOW_IPS only.
