@@ -12,7 +12,7 @@ from uuid import UUID
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet, TextField
@@ -23,7 +23,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from jobs import selectors, staff
+from jobs import dashboard, selectors, staff
 from jobs.models import (
     SHORT_ID_LENGTH, TERMINAL, UNFINISHED, WAITING, AuditAction, AuditEvent, AuditState, Job, Source, Status,
     short_id_expression,
@@ -302,7 +302,7 @@ class JobAdmin(RecordAdmin):
                 "{} of {} jobs runs in the background: <a href=\"{}\">follow its progress</a>.",
                 event.get_action_display(), event.requested, url))
         else:
-            self.message_user(request, event.outcome, _message_level(event))
+            self.message_user(request, event.outcome, staff.outcome_level(event))
 
     def _confirmation(self, request, queryset, action: str, form: ActionForm, *, large: bool):
         spec = staff.JOB_ACTIONS[action]
@@ -366,7 +366,7 @@ class JobAdmin(RecordAdmin):
             "attempts": attempts,
             "timeline": selectors.job_timeline(job=job),
             "job_actions": self.changeview_actions(request, job),
-            "rq_url": self._rq_dashboard_url(job) if request.user.is_superuser else None,
+            "rq_url": dashboard.job_url(job) if request.user.is_superuser else None,
             "batch_section": self._batch_section(job),
             **(extra_context or {}),
         }
@@ -382,13 +382,6 @@ class JobAdmin(RecordAdmin):
         where = f"step {job.batch_position} of {batch.total}" if batch.sequential else f"one of {batch.total}"
         return {"batch": batch, "title": f"{'Chain' if batch.sequential else 'Batch'} {batch.name} ({where})",
                 "members": members_table(batch, current=job)}
-
-    @staticmethod
-    def _rq_dashboard_url(job: Job) -> str | None:
-        names = list(settings.RQ_QUEUES)
-        if job.queue not in names:
-            return None
-        return reverse("django_rq:job_detail", args=[names.index(job.queue), str(job.pk)])
 
     def job_action_view(self, request, object_id, action):
         job = self.get_object(request, object_id)
@@ -489,22 +482,10 @@ class JobAdmin(RecordAdmin):
 
     def _act_on_selection(self, request, action: str, selection: str, reason: str) -> None:
         """An action on a filter, from the queues or triage page: now if small, in the background if not."""
-        jobs = job_changelist_queryset(user=request.user, selection=selection)
-        threshold = settings.JOBS_ADMIN_BULK_THRESHOLD
-        if jobs[: threshold + 1].count() > threshold:
-            event = staff.staff_jobs_act_later(action=action, user=request.user, selection=selection,
-                                               requested=jobs.count(), reason=reason,
-                                               tenant=self._single_tenant(request))
-        else:
-            event = staff.staff_jobs_act(action=action, user=request.user, jobs=jobs, reason=reason,
-                                         selection=selection)
+        event = staff.staff_jobs_act_now_or_later(
+            action=action, user=request.user, jobs=job_changelist_queryset(user=request.user, selection=selection),
+            selection=selection, reason=reason, tenant=self._single_tenant(request))
         self._report(request, event)
-
-
-def _message_level(event: AuditEvent) -> int:
-    if event.state == AuditState.DONE:
-        return messages.SUCCESS if event.done else messages.WARNING
-    return messages.WARNING if event.done else messages.ERROR
 
 
 def throughput_svg(buckets: list[selectors.HourBucket], width: int = 720, height: int = 140) -> str:

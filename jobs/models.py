@@ -378,6 +378,7 @@ class AuditAction(models.TextChoices):
     BATCH_RETRY = "batch_retry", "Retry a batch's failed members"
     API_TOKEN_CREATE = "api_token_create", "Create API token"
     API_TOKEN_REVOKE = "api_token_revoke", "Revoke API token"
+    RQ_REMOVE = "rq_remove", "Remove RQ jobs without a record from Redis"
 
 
 class AuditState(models.TextChoices):

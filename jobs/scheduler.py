@@ -1,8 +1,8 @@
 """The rq-scheduler process (`manage.py rqscheduler`), which is also the engine's clock.
 
-Every tick it relays due jobs (delayed, retrying, pending after a Redis outage) and moves rq-scheduler's
-due entries: a cron schedule's entry fires that schedule from the database (`jobs.tasks.fire_schedule`)
-instead of going to a queue, any other entry goes to its queue as rq-scheduler would. At start and on
+Every tick it relays due jobs (delayed, retrying, pending after a Redis outage) and fires the cron
+schedules whose rq-scheduler entries are due, from the database (`jobs.tasks.fire_schedule`); any other
+entry is not the engine's and is dropped. At start and on
 every reconcile pass it makes the schedules' entries match the database (`schedules_sync`: idempotent,
 so restarts never double a schedule) and runs a reconciler pass; at start it also makes sure the
 built-in "Retention cleanup" system schedule exists. A Redis outage is logged and waited out instead of ending the process.
@@ -58,6 +58,7 @@ class TrackedScheduler(DjangoScheduler):
             try:
                 self.remove_lock()
                 self.register_death()
+                transport.scheduler_beat(self.name, alive=False)
             except transport.TransportError:
                 pass
 
@@ -73,6 +74,7 @@ class TrackedScheduler(DjangoScheduler):
     def heartbeat(self) -> None:
         # The key must outlive our short tick, not rq-scheduler's long interval alone.
         self.connection.expire(self.key, int(max(self._interval, settings.JOBS_TICK_SECONDS)) + 10)
+        transport.scheduler_beat(self.name)  # what the dashboard and the probes read
 
     def acquire_lock(self) -> bool:
         # rq-scheduler's lock lives for its interval plus 10 s (70 s by default): a scheduler killed
@@ -82,20 +84,26 @@ class TrackedScheduler(DjangoScheduler):
                                                        ex=int(settings.JOBS_TICK_SECONDS) + 10))
         return self._lock_acquired
 
-    def enqueue_job(self, job) -> None:
-        schedule_id = transport.schedule_of_entry(job.id)
-        if schedule_id is None:
-            super().enqueue_job(job)
-            return
-        # Firing re-registers the entry at the next fire time (or removes it); if it fails the entry
-        # stays due and the next tick tries again, without holding up the other entries.
-        try:
-            tasks.fire_schedule(schedule_id)
-        except transport.TransportError:
-            raise
-        except Exception:
-            logger.exception("Schedule %s could not fire; trying again at the next tick", schedule_id)
-            close_old_connections()
+    def enqueue_jobs(self) -> None:
+        """Fire the cron schedules whose entries are due. rq-scheduler would fetch each due entry and
+        push it to the queue its meta names (importing the queue class named there); the engine makes
+        no entries but its schedules' (delayed jobs wait in the database), so any other entry was
+        written into Redis by someone else and is dropped unread."""
+        for entry_id in transport.schedule_entries_due():
+            schedule_id = transport.schedule_of_entry(entry_id)
+            if schedule_id is None:
+                logger.error("Scheduler: dropped rq-scheduler entry %r, which is not a cron schedule's", entry_id)
+                transport.schedule_entries_drop([entry_id])
+                continue
+            # Firing re-registers the entry at the next fire time (or removes it); if it fails the entry
+            # stays due and the next tick tries again, without holding up the other entries.
+            try:
+                tasks.fire_schedule(schedule_id)
+            except transport.TransportError:
+                raise
+            except Exception:
+                logger.exception("Schedule %s could not fire; trying again at the next tick", schedule_id)
+                close_old_connections()
 
     def _move_rq_scheduler_jobs(self) -> None:
         if self.acquire_lock():

@@ -309,10 +309,7 @@ def jobs_cancel(*, job_ids: Collection[UUID], user=None) -> list[UUID]:
 
 
 def _cancelled_after_commit(rows: list[tuple[UUID, str]]) -> None:
-    try:
-        transport.remove((str(job_id), queue) for job_id, queue in rows)
-    except transport.TransportError:
-        pass  # A worker that still receives one finds nothing to claim.
+    _forget_in_rq(rows)  # a worker that still receives one finds nothing to claim
     tenants = set()
     for job in Job.objects.filter(pk__in=[job_id for job_id, _ in rows]).select_related("tenant"):
         eventlog.job_changed(job)
@@ -413,10 +410,20 @@ def jobs_delete(*, job_ids: Collection[UUID], finished_before: datetime | None =
         rows = Job.objects.filter(pk__in=list(job_ids), status__in=TERMINAL)
         if finished_before is not None:
             rows = rows.filter(finished_at__lt=finished_before, pinned=False)
-        ids = [row[0] for row in _lock_rows(rows, "id")]
+        locked = _lock_rows(rows, "id", "queue")
+        ids = [job_id for job_id, _ in locked]
         Attempt.objects.filter(job_id__in=ids).delete()
         Job.objects.filter(pk__in=ids).delete()
+    # RQ's copy of a job that failed for good goes with its record.
+    transaction.on_commit(partial(_forget_in_rq, locked), robust=True)
     return ids
+
+
+def _forget_in_rq(rows: list[tuple[UUID, str]]) -> None:
+    try:
+        transport.remove((str(job_id), queue) for job_id, queue in rows)
+    except transport.TransportError:
+        pass  # it expires by itself (JOBS_RQ_FAILURE_TTL)
 
 
 def jobs_pin(*, job_ids: Collection[UUID], pinned: bool = True) -> list[UUID]:

@@ -13,12 +13,13 @@ from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from jobs import relay, services
+from jobs import relay, services, transport
 from jobs.models import (
     TERMINAL, WAITING, AuditAction, AuditEvent, AuditEventJob, AuditState, Job, QueueState, Source, Status,
 )
@@ -113,6 +114,17 @@ def staff_jobs_act(*, action: str, user, jobs: QuerySet[Job], reason: str = "", 
     return _settle(event, spec, tenants_seen, requested=max(total, seen))
 
 
+def staff_jobs_act_now_or_later(*, action: str, user, jobs: QuerySet[Job], selection: str, reason: str = "",
+                                tenant: Tenant | None = None) -> AuditEvent:
+    """An action on a filter (`selection`, a changelist query string, and `jobs`, its rows): now when
+    small, as a background job past JOBS_ADMIN_BULK_THRESHOLD."""
+    threshold = settings.JOBS_ADMIN_BULK_THRESHOLD
+    if jobs[: threshold + 1].count() > threshold:
+        return staff_jobs_act_later(action=action, user=user, selection=selection, requested=jobs.count(),
+                                    reason=reason, tenant=tenant)
+    return staff_jobs_act(action=action, user=user, jobs=jobs, reason=reason, selection=selection)
+
+
 def staff_jobs_act_later(*, action: str, user, selection: str, requested: int, reason: str = "",
                          days: int | None = None, tenant: Tenant | None = None) -> AuditEvent:
     """Record a large action now and run it as a tracked background job that reports its progress.
@@ -131,6 +143,26 @@ def staff_jobs_act_later(*, action: str, user, selection: str, requested: int, r
         )
         event.save(update_fields=["background_job"])
     return event
+
+
+def staff_rq_remove(*, user, queue: str, rq_ids: list[str], reason: str = "") -> AuditEvent:
+    """Delete RQ jobs that have no record (written into Redis by someone else) from a queue's list,
+    registries and job hashes. Superusers only: they are nobody's tenant's."""
+    if not (user.is_active and user.is_superuser):
+        raise PermissionDenied("Only superusers remove RQ jobs that have no record.")
+    _check_queue(queue)
+    transport.remove((rq_id, queue) for rq_id in rq_ids)
+    shown = ", ".join(rq_ids[:5]) + (f" and {len(rq_ids) - 5} more" if len(rq_ids) > 5 else "")
+    return audit_event_record(user=user, action=AuditAction.RQ_REMOVE, target=f"queue {queue}", reason=reason,
+                              requested=len(rq_ids), done=len(rq_ids),
+                              outcome=f"Removed {len(rq_ids)} RQ job(s) without a record from Redis: {shown}.")
+
+
+def outcome_level(event: AuditEvent) -> int:
+    """How a page should show the event's outcome (django.contrib.messages level)."""
+    if event.state == AuditState.DONE:
+        return messages.SUCCESS if event.done else messages.WARNING
+    return messages.WARNING if event.done else messages.ERROR
 
 
 def staff_queue_pause(*, name: str, user, reason: str = "") -> AuditEvent:

@@ -177,14 +177,15 @@ def _stale_executions(by_queue: dict[str, list[Handover]]) -> dict[str, list[byt
 def _forget(pipe, queue: Queue, job_id: str) -> None:
     """Drop what an earlier attempt left in Redis under this id, so the new hand-over starts clean."""
     pipe.delete(RQJob.key_for(job_id))
-    pipe.zrem(queue.failed_job_registry.key, job_id)
-    pipe.zrem(queue.finished_job_registry.key, job_id)
+    for registry in (queue.failed_job_registry, queue.finished_job_registry, queue.deferred_job_registry,
+                     queue.scheduled_job_registry):
+        pipe.zrem(registry.key, job_id)
     pipe.lrem(queue.key, 0, job_id)
     pipe.lrem(queue.intermediate_queue_key, 0, job_id)
 
 
 def remove(jobs: Iterable[tuple[str, str]]) -> None:
-    """Take waiting jobs, given as (job id, queue name), out of RQ in one round trip (cancel, pause).
+    """Take jobs, given as (job id, queue name), out of RQ in one round trip (cancel, pause, delete).
 
     Missing keys are fine: the database decides, and a worker that still pops one finds nothing to claim.
     """
@@ -310,15 +311,48 @@ def schedule_entries_set(wake_ups: dict[int, datetime]) -> None:
                                description=f"cron schedule {schedule_id}", result_ttl=0)
 
 
+def schedule_entries_due() -> list[str]:
+    """Ids of the rq-scheduler entries whose time has come, read without fetching the entries."""
+    scheduler = get_scheduler()
+    return [raw.decode() for raw in scheduler.connection.zrangebyscore(scheduler.scheduled_jobs_key, 0, time.time())]
+
+
 def schedule_entries_remove(schedule_ids: Iterable[int]) -> None:
-    ids = [schedule_entry_id(schedule_id) for schedule_id in schedule_ids]
-    if not ids:
+    schedule_entries_drop([schedule_entry_id(schedule_id) for schedule_id in schedule_ids])
+
+
+def schedule_entries_drop(entry_ids: list[str]) -> None:
+    if not entry_ids:
         return
     scheduler = get_scheduler()
     with scheduler.connection.pipeline() as pipe:
-        pipe.zrem(scheduler.scheduled_jobs_key, *ids)
-        pipe.delete(*(RQJob.key_for(entry_id) for entry_id in ids))
+        pipe.zrem(scheduler.scheduled_jobs_key, *entry_ids)
+        pipe.delete(*(RQJob.key_for(entry_id) for entry_id in entry_ids))
         pipe.execute()
+
+
+SCHEDULERS_KEY = "jobs:schedulers"
+
+
+def scheduler_beat(name: str, *, alive: bool = True) -> None:
+    """A scheduler process says it is alive (or, stopping, that it is gone): one hash field each."""
+    connection = get_connection()
+    if alive:
+        connection.hset(SCHEDULERS_KEY, name, time.time())
+    else:
+        connection.hdel(SCHEDULERS_KEY, name)
+
+
+def schedulers_alive(*, within: float | None = None) -> list[tuple[str, float]]:
+    """(name, seconds since its last beat) of the scheduler processes that beat lately; the others are
+    forgotten. A scheduler beats every tick, so `within` defaults to a few ticks."""
+    within = within if within is not None else settings.JOBS_TICK_SECONDS * 3 + 10
+    now = time.time()
+    beats = {name.decode(): now - float(at) for name, at in get_connection().hgetall(SCHEDULERS_KEY).items()}
+    gone = [name for name, age in beats.items() if age > within]
+    if gone:
+        get_connection().hdel(SCHEDULERS_KEY, *gone)
+    return sorted((name, age) for name, age in beats.items() if age <= within)
 
 
 def rate_take(key: str, wanted: int, limit: int) -> int:

@@ -511,11 +511,11 @@ def test_it_offers_no_other_tenants_object_in_any_form_field(client, world, mode
 
 
 def rq_dashboard_urls(job: Job) -> Iterator[str]:
-    from config.urls import rq_dashboard
+    from jobs.dashboard import urlpatterns
 
     samples = {"queue_index": 1, "job_id": str(job.pk), "result_id": "1", "key": "worker", "scheduler_index": 0,
                "connection_index": 0, "scheduler_name": "scheduler", "cron_job_name": "cron"}
-    for pattern in rq_dashboard:
+    for pattern in urlpatterns():
         names = set(getattr(pattern.pattern, "converters", {})) | set(pattern.pattern.regex.groupindex)
         assert names <= set(samples), f"no sample value for {names - set(samples)} in {pattern.pattern}"
         yield reverse(f"django_rq:{pattern.name}", kwargs={name: samples[name] for name in names})
@@ -530,7 +530,7 @@ def test_it_keeps_the_rq_dashboard_which_shows_every_tenant_to_superusers(client
     assert b"/admin/rq/" not in client.get(change_url(world.mine[Job])).content
     client.force_login(django_user_model.objects.create_superuser("root", password="pw"))
     assert client.get(reverse("django_rq:home")).status_code == 200
-    assert f"/admin/rq/queues/1/{world.theirs[Job].pk}/" in client.get(change_url(world.theirs[Job])).content.decode()
+    assert client.get(change_url(world.theirs[Job])).status_code == 200  # its dashboard link: tests/jobs/test_dashboard.py
 
 
 @pytest.mark.parametrize("model", REGISTERED, ids=lambda model: model._meta.label)

@@ -1,14 +1,13 @@
 """Probes and metrics for the platform: /healthz, /readyz, /metrics. Each only coordinates."""
 from __future__ import annotations
 
-from hmac import compare_digest
-
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from jobs.bearer import bearer_matches
 from jobs.ops import health, metrics
 
 
@@ -34,7 +33,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
     if not token:
         raise Http404("Metrics are off: METRICS_TOKEN is not set.")
-    if not _bearer_matches(request, token):
+    if not bearer_matches(request, token):
         return HttpResponse("Send Authorization: Bearer <METRICS_TOKEN>.\n", status=401,
                             content_type="text/plain; charset=utf-8",
                             headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
@@ -55,9 +54,3 @@ class ProbeMiddleware:
             return probe(request)
         return self.get_response(request)
 
-
-def _bearer_matches(request: HttpRequest, token: str) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, offered = header.partition(" ")
-    # Compared as bytes: compare_digest refuses non-ASCII text instead of answering False.
-    return scheme.lower() == "bearer" and compare_digest(offered.strip().encode(), token.encode())
