@@ -93,11 +93,13 @@ def database_url() -> str:
 class Process:
     """A manage.py subprocess in its own process group (so kill -9 takes its work horses too)."""
 
-    def __init__(self, *args: str, redis_url: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, redis_url: str, env: dict[str, str] | None = None, clock_shift: float = 0) -> None:
         self.log = tempfile.NamedTemporaryFile(prefix="jobs-test-proc-", suffix=".log", delete=False)
         full_env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url(),
                     "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.popen = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=full_env,
+        # A host whose clock is `clock_shift` seconds off (tests/shifted_clock.py).
+        launcher = ["tests/shifted_clock.py", str(clock_shift)] if clock_shift else []
+        self.popen = subprocess.Popen([sys.executable, *launcher, "manage.py", *args], cwd=ROOT, env=full_env,
                                       stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     @property
