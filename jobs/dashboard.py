@@ -182,11 +182,12 @@ def _confirm(request: HttpRequest, queue_index: int, *, verb: str, title: str, w
 
 
 def _record_rows(work: Plan) -> list[dict]:
-    labels = dict(AuditAction.choices)
-    rows = [{"ids": [str(i) for i in ids], "what": labels[action]} for action, ids in work.steps]
+    labels = {AuditAction.CANCEL: "Cancel: it never runs", AuditAction.DELETE: "Delete its record",
+              AuditAction.RETRY: "Retry it", AuditAction.STOP: "Stop it"}
+    rows = [{"ids": [str(i) for i in ids], "what": labels[action], "recorded": True} for action, ids in work.steps]
     if work.unrecorded:
-        rows.append({"ids": work.unrecorded, "what": AuditAction.RQ_REMOVE.label})
-    rows += [{"ids": ids, "what": f"Nothing: {why}"} for why, ids in work.untouched]
+        rows.append({"ids": work.unrecorded, "what": AuditAction.RQ_REMOVE.label, "recorded": False})
+    rows += [{"ids": ids, "what": f"Nothing: {why}", "recorded": False} for why, ids in work.untouched]
     return rows
 
 
