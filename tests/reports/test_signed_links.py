@@ -47,7 +47,7 @@ def link(acme, alice, history, smtp) -> tuple[Report, str]:
 
 
 def test_it_serves_the_file_from_the_emailed_link_without_logging_in(client, link):
-    report, path = link
+    _, path = link
     response = client.get(path)
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     assert response["Content-Disposition"].startswith('attachment; filename="staff-audit-')
@@ -67,7 +67,7 @@ def test_it_refuses_the_link_once_the_file_is_gone_from_storage(client, link):
 
 
 def test_it_refuses_the_link_after_REPORTS_LINK_HOURS(client, link, settings):
-    report, path = link
+    _, path = link
     with time_machine.travel(timezone.now() + timezone.timedelta(hours=settings.REPORTS_LINK_HOURS, minutes=1)):
         assert_dead(client.get(path))
 
@@ -89,26 +89,26 @@ def test_it_refuses_the_link_once_the_requester_leaves_the_tenant(client, link, 
 
 @pytest.mark.parametrize("superuser", [False, True])
 def test_it_refuses_the_link_of_a_deactivated_requester(client, link, alice, superuser):
-    report, path = link
+    _, path = link
     get_user_model().objects.filter(pk=alice.pk).update(is_active=False, is_superuser=superuser)
     assert_dead(client.get(path))
 
 
 def test_it_refuses_the_link_once_the_requester_is_deleted(client, link, alice):
-    report, path = link
+    _, path = link
     alice.delete()
     assert_dead(client.get(path))
 
 
 def test_it_refuses_an_export_link_once_the_requester_is_no_longer_an_admin(client, acme, alice, history, smtp):
-    export, path = emailed(tenant=acme, user=alice, type="exports.tenant_data")
+    _, path = emailed(tenant=acme, user=alice, type="exports.tenant_data")
     assert client.get(path).status_code == 200
     Membership.objects.filter(user=alice, tenant=acme).update(role=Role.OPERATOR)
     assert_dead(client.get(path))
 
 
 def test_it_answers_every_dead_link_alike_whoever_asks(client, link, alice, globex, charlie):
-    report, path = link
+    _, path = link
     theirs, their_path = emailed(tenant=globex, user=charlie)
     Membership.objects.filter(user=charlie).delete()
     never = report_signed_url(report=Report(pk=uuid.uuid4()), absolute=False)
