@@ -1,10 +1,11 @@
-"""Incidents: one row per time a health check crossed its threshold, open until it recovers."""
+"""Incidents: one row per time a health check crossed its threshold, open until it recovers; and each
+check's streak, how many alert checks in a row found it crossed or clear."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 
@@ -43,3 +44,38 @@ class Incident(models.Model):
     @property
     def duration(self) -> timedelta:
         return (self.resolved_at or timezone.now()) - self.opened_at
+
+
+class CheckStreak(models.Model):
+    """How many alert checks in a row found a check crossed, or clear: an incident opens and resolves
+    on a run of them (OPS_ALERT_OPEN_AFTER, OPS_ALERT_RESOLVE_AFTER), not on one reading, so a value
+    flapping at its threshold does not open and close one every minute. One row per check."""
+
+    check_name = models.CharField("check", max_length=32, unique=True)
+    crossed = models.BooleanField(help_text="What the latest alert checks found.")
+    count = models.PositiveIntegerField(help_text="How many alert checks in a row found it so.")
+    since = models.DateTimeField(help_text="The first of them.")
+    counted_at = models.DateTimeField(help_text="The latest of them.")
+
+    # Alert checks run a minute apart: two closer than this are one minute's check run twice (two
+    # schedulers, a manual run), which must not count as two minutes.
+    SAME_CHECK = timedelta(seconds=30)
+
+    def __str__(self) -> str:
+        return f"{self.check_name} {'crossed' if self.crossed else 'clear'} on {self.count} check(s)"
+
+    @classmethod
+    def record(cls, *, check_name: str, crossed: bool, now: datetime) -> CheckStreak:
+        """Count one alert check's finding and return the streak it belongs to.
+
+        Each step is one conditional UPDATE: of two checks running at once, the second finds the row
+        already turned, or counted moments ago, and counts nothing.
+        """
+        streak, created = cls.objects.get_or_create(
+            check_name=check_name, defaults={"crossed": crossed, "count": 1, "since": now, "counted_at": now})
+        if created:
+            return streak
+        row = cls.objects.filter(pk=streak.pk)
+        if not row.exclude(crossed=crossed).update(crossed=crossed, count=1, since=now, counted_at=now):
+            row.filter(counted_at__lte=now - cls.SAME_CHECK).update(count=F("count") + 1, counted_at=now)
+        return row.get()

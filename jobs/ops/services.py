@@ -1,10 +1,14 @@
-"""Alerts: the minute's check opens an incident when a check crosses its threshold and resolves it when it
-clears, telling the operators once each time (email to OPS_ALERT_EMAILS, a POST to OPS_ALERT_WEBHOOK_URL).
+"""Alerts: the minute's check opens an incident when a check has crossed its threshold on
+OPS_ALERT_OPEN_AFTER checks in a row and resolves it when it has been clear on OPS_ALERT_RESOLVE_AFTER,
+telling the operators once each time (email to OPS_ALERT_EMAILS, a POST to OPS_ALERT_WEBHOOK_URL). The
+runs are counted per check (`CheckStreak`), so a value flapping at its threshold neither opens nor
+closes an incident every minute.
 
 Once per incident because the database says so: one open incident per check (a partial unique index),
-and resolving is a conditional UPDATE, so two checks running at once neither open nor resolve twice. The
-email goes through the email ledger (one message per incident and event) and the POST is a job of its
-own with retries, both stored in the same transaction as the incident's change.
+resolving is a conditional UPDATE, and a streak counts one minute's check once however many run, so two
+checks running at once neither open nor resolve twice. The email goes through the email ledger (one
+message per incident and event) and the POST is a job of its own with retries, both stored in the same
+transaction as the incident's change.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from django.utils import timezone
 from jobs import GiveUp, enqueue
 from jobs.models import Source
 from jobs.ops import health
-from jobs.ops.models import Incident
+from jobs.ops.models import CheckStreak, Incident
 
 logger = logging.getLogger(__name__)
 
@@ -36,37 +40,53 @@ class AlertNotDelivered(Exception):
 
 
 def alerts_check(*, now: datetime | None = None) -> dict[str, Any]:
-    """Compare every alerting check with its threshold: open, update or resolve incidents. The result
-    names the checks whose incidents opened, resolved or went on. A check that could not be read (Redis
-    down for the workers check) leaves its incident as it is."""
+    """Compare every alerting check with its threshold, count the run it is on, and open, update or
+    resolve incidents. The result names the checks whose incidents opened, resolved or went on, and
+    those crossed, or clear, on too few checks in a row yet to open or resolve one (`crossing`,
+    `clearing`). A check that could not be read (Redis down for the workers check) leaves its
+    incident and its run as they are."""
     if not settings.OPS_ALERTS_ENABLED:
         return {"skipped": "Alerts are off (OPS_ALERTS_ENABLED)."}
     now = now or timezone.now()
     readiness = health.readiness(now=now)
     open_incidents = {incident.check_name: incident for incident in Incident.objects.filter(resolved_at__isnull=True)}
-    report: dict[str, Any] = {"status": readiness.status, "opened": [], "resolved": [], "ongoing": []}
+    report: dict[str, Any] = {"status": readiness.status, "opened": [], "resolved": [], "ongoing": [],
+                              "crossing": [], "clearing": []}
     for name in health.ALERTING:
-        check, incident = readiness.checks[name], open_incidents.get(name)
+        check = readiness.checks[name]
         if check.status == health.UNKNOWN:
             continue
-        if check.crossed and incident is None:
-            if incident_open(check=check, now=now) is not None:
-                report["opened"].append(name)
-        elif check.crossed:
-            incident_update(incident=incident, check=check, now=now)
-            report["ongoing"].append(name)
-        elif incident is not None and incident_resolve(incident=incident, check=check, now=now):
-            report["resolved"].append(name)
+        streak = CheckStreak.record(check_name=name, crossed=check.crossed, now=now)
+        outcome = _alert_step(check=check, incident=open_incidents.get(name), streak=streak, now=now)
+        if outcome is not None:
+            report[outcome].append(name)
     return report
 
 
-def incident_open(*, check: health.Check, now: datetime) -> Incident | None:
-    """Open the check's incident and tell the operators; None if one was already open."""
+def _alert_step(*, check: health.Check, incident: Incident | None, streak: CheckStreak, now: datetime) -> str | None:
+    """What one check's finding does to its incident, as the report names it (None: nothing to say)."""
+    if check.crossed and incident is not None:
+        incident_update(incident=incident, check=check, now=now)
+        return "ongoing"
+    if check.crossed and streak.count < settings.OPS_ALERT_OPEN_AFTER:
+        return "crossing"
+    if check.crossed:
+        return "opened" if incident_open(check=check, now=now, since=streak.since) is not None else None
+    if incident is None:
+        return None
+    if streak.count < settings.OPS_ALERT_RESOLVE_AFTER:
+        return "clearing"
+    return "resolved" if incident_resolve(incident=incident, check=check, now=now, since=streak.since) else None
+
+
+def incident_open(*, check: health.Check, now: datetime, since: datetime | None = None) -> Incident | None:
+    """Open the check's incident, dated from the first check of the run that crossed (`since`), and
+    tell the operators; None if one was already open."""
     try:
         with transaction.atomic():
             incident = Incident.objects.create(
                 check_name=check.name, summary=check.reason[:300], value=check.value, threshold=check.threshold,
-                peak_value=check.value, last_summary=check.reason[:300], opened_at=now, last_seen_at=now)
+                peak_value=check.value, last_summary=check.reason[:300], opened_at=since or now, last_seen_at=now)
             incident_notify(incident=incident, event=OPENED)
     except IntegrityError:
         return None  # another check opened it a moment ago, and told
@@ -82,13 +102,15 @@ def incident_update(*, incident: Incident, check: health.Check, now: datetime) -
         last_seen_at=now, last_summary=check.reason[:300], peak_value=peak)
 
 
-def incident_resolve(*, incident: Incident, check: health.Check, now: datetime) -> bool:
-    """Close the incident and tell the operators it recovered; False if it was already closed."""
+def incident_resolve(*, incident: Incident, check: health.Check, now: datetime, since: datetime | None = None) -> bool:
+    """Close the incident, dated from the first check of the run that found it clear (`since`), and
+    tell the operators it recovered; False if it was already closed."""
+    resolved_at = since or now
     with transaction.atomic():
         closed = Incident.objects.filter(pk=incident.pk, resolved_at__isnull=True).update(
-            resolved_at=now, resolution=check.reason[:300])
+            resolved_at=resolved_at, resolution=check.reason[:300])
         if closed:
-            incident.resolved_at, incident.resolution = now, check.reason[:300]
+            incident.resolved_at, incident.resolution = resolved_at, check.reason[:300]
             incident_notify(incident=incident, event=RESOLVED)
     if closed:
         logger.warning("Incident resolved: %s (%s)", incident.check_name, incident.resolution)

@@ -1,18 +1,23 @@
 """Alerts: crossing a threshold opens one incident and tells the operators once (one email, one webhook
-POST); while still crossed nothing more is sent; recovery sends one recovery notice and closes it."""
+POST); while still crossed nothing more is sent; recovery sends one recovery notice and closes it. An
+incident opens on OPS_ALERT_OPEN_AFTER crossed checks in a row and resolves on OPS_ALERT_RESOLVE_AFTER
+clear ones, so a value flapping at its threshold does not open and close one every minute."""
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 from django.core import checks as system_checks
+from django.db import connection
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from jobs import enqueue
+from jobs.mail.models import OutboundEmail
 from jobs.maintenance import CLEANUP_KIND, system_schedules_ensure
 from jobs.models import Job, Status
-from jobs.ops.models import Incident
+from jobs.ops.models import CheckStreak, Incident
 from jobs.ops.services import ALERTS_KIND, WEBHOOK_KIND, alerts_check
 from jobs.schedules.models import MisfirePolicy, Schedule
 from jobs.webhooks.models import new_secret
@@ -30,6 +35,9 @@ def alerting(settings, smtp, receiver):
     settings.OPS_ALERT_EMAILS = OPERATORS
     settings.OPS_ALERT_WEBHOOK_URL = receiver.url
     settings.OPS_MAX_FAILED_PER_HOUR = 2
+    # These tests are about the notices, checked a moment apart: one check opens, one resolves. The
+    # runs of checks that open and resolve by default have their own tests below.
+    settings.OPS_ALERT_OPEN_AFTER = settings.OPS_ALERT_RESOLVE_AFTER = 1
     return smtp, receiver
 
 
@@ -75,7 +83,8 @@ def test_it_tells_once_when_a_check_crosses_and_once_when_it_recovers(alerting, 
     [_, resolved] = receiver.bodies()
     assert resolved["type"] == "ops.incident.resolved" and resolved["incident"]["resolved_at"]
 
-    assert run_check() == {"status": "ok", "opened": [], "resolved": [], "ongoing": []}
+    assert run_check() == {"status": "ok", "opened": [], "resolved": [], "ongoing": [], "crossing": [],
+                           "clearing": []}
     assert len(smtp.received) == 2 and len(receiver.requests) == 2
     assert len(failed) == 3
 
@@ -156,6 +165,134 @@ def test_the_check_runs_every_minute_from_a_built_in_system_schedule_when_alerts
         None, "* * * * *", "UTC", MisfirePolicy.SKIP)
     assert schedule.enabled and schedule.name == "Alert check"
     assert timedelta(0) < schedule.next_fire_at - timezone.now() <= timedelta(minutes=1)
+
+
+# --- runs of checks: a flapping value opens and resolves nothing -------------------------------------
+
+
+@pytest.fixture
+def minutes(alerting, settings, acme):
+    """The alert check a minute at a time, with the default runs (2 to open, 5 to resolve), over 3
+    failed jobs: crossed under a threshold of 2, clear under one of 10."""
+    settings.OPS_ALERT_OPEN_AFTER, settings.OPS_ALERT_RESOLVE_AFTER = 2, 5
+    jobs_in(acme, Status.FAILED, 3)
+    start = timezone.now().replace(second=0, microsecond=0)
+
+    def check(minute: int, *, crossed: bool) -> dict:
+        settings.OPS_MAX_FAILED_PER_HOUR = 2 if crossed else 10
+        result = alerts_check(now=at(minute))
+        if result["opened"] or result["resolved"]:
+            work()  # the notices' jobs: left queued with no worker, they would cross the workers check
+        return result
+
+    def at(minute: int):
+        return start + timedelta(minutes=minute)
+
+    check.at = at
+    return check
+
+
+def told() -> list[str]:
+    """The operators' notices stored so far (each an email and a webhook job), oldest first."""
+    events = list(OutboundEmail.objects.filter(key__startswith="ops-incident:").order_by("created_at")
+                  .values_list("key", flat=True))
+    assert Job.objects.filter(kind=WEBHOOK_KIND).count() == len(events)
+    return [key.rsplit(":", 1)[1] for key in events]
+
+
+def test_it_opens_nothing_and_tells_nobody_for_one_crossed_check(minutes):
+    assert minutes(0, crossed=True)["crossing"] == ["failures"]
+    assert minutes(1, crossed=False)["crossing"] == []
+    assert not Incident.objects.exists() and told() == []
+
+
+def test_it_opens_one_incident_on_two_crossed_checks_in_a_row_and_tells_once(minutes):
+    minutes(0, crossed=True)
+    assert minutes(1, crossed=True)["opened"] == ["failures"]
+    assert minutes(2, crossed=True)["ongoing"] == ["failures"]
+    [incident] = Incident.objects.all()
+    assert incident.is_open and incident.opened_at == minutes.at(0) and incident.last_seen_at == minutes.at(2)
+    assert told() == ["opened"]
+
+
+def test_it_neither_opens_nor_tells_while_a_value_flaps_at_its_threshold(minutes):
+    for minute in range(20):
+        minutes(minute, crossed=minute % 2 == 0)
+    assert not Incident.objects.exists() and told() == []
+
+
+def test_a_flapping_value_keeps_an_open_incident_open_and_tells_nobody_again(minutes):
+    minutes(0, crossed=True)
+    minutes(1, crossed=True)
+    for minute in range(2, 22):
+        minutes(minute, crossed=minute % 2 == 1)
+    assert Incident.objects.filter(resolved_at__isnull=True).count() == Incident.objects.count() == 1
+    assert told() == ["opened"]
+
+
+def test_it_resolves_on_the_fifth_clear_check_in_a_row_and_tells_once(minutes):
+    minutes(0, crossed=True)
+    minutes(1, crossed=True)
+    for minute in range(2, 6):
+        assert minutes(minute, crossed=False)["clearing"] == ["failures"]
+    assert Incident.objects.get().is_open and told() == ["opened"]
+    assert minutes(6, crossed=False)["resolved"] == ["failures"]
+    incident = Incident.objects.get()
+    assert not incident.is_open and incident.resolved_at == minutes.at(2)  # back under since the first clear
+    assert told() == ["opened", "resolved"]
+    assert minutes(7, crossed=False) | {"status": None} == {
+        "status": None, "opened": [], "resolved": [], "ongoing": [], "crossing": [], "clearing": []}
+    assert told() == ["opened", "resolved"]
+
+
+def test_a_crossed_check_starts_the_count_to_resolve_again(minutes):
+    minutes(0, crossed=True)
+    minutes(1, crossed=True)
+    for minute in range(2, 6):
+        minutes(minute, crossed=False)
+    assert minutes(6, crossed=True)["ongoing"] == ["failures"]
+    for minute in range(7, 11):
+        assert minutes(minute, crossed=False)["clearing"] == ["failures"]
+    assert minutes(11, crossed=False)["resolved"] == ["failures"]
+    assert told() == ["opened", "resolved"]
+
+
+def test_the_same_minutes_check_run_twice_counts_once(minutes):
+    minutes(0, crossed=True)
+    assert minutes(0, crossed=True)["crossing"] == ["failures"]
+    assert not Incident.objects.exists()
+    assert minutes(1, crossed=True)["opened"] == ["failures"]
+
+
+def test_two_checks_running_at_once_count_one_minute_once_and_open_once(minutes, settings):
+    settings.OPS_MAX_FAILED_PER_HOUR = 2
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def both_at(minute: int) -> None:
+        def run() -> None:
+            try:
+                start.wait(timeout=10)
+                alerts_check(now=minutes.at(minute))
+            except BaseException as exc:  # noqa: BLE001  (reported by the test, not lost in the thread)
+                failures.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+
+    both_at(0)
+    assert CheckStreak.objects.get(check_name="failures").count == 1 and not Incident.objects.exists()
+    both_at(1)
+    work()  # the notices
+    both_at(2)
+    assert failures == []
+    assert CheckStreak.objects.get(check_name="failures").count == 3
+    assert Incident.objects.count() == 1 and told() == ["opened"]
 
 
 @pytest.mark.parametrize("setting, value, error", [
