@@ -379,6 +379,7 @@ class AuditAction(models.TextChoices):
     API_TOKEN_CREATE = "api_token_create", "Create API token"
     API_TOKEN_REVOKE = "api_token_revoke", "Revoke API token"
     RQ_REMOVE = "rq_remove", "Remove RQ jobs without a record from Redis"
+    API_WRITE = "api_write", "Write through the API"
 
 
 class AuditState(models.TextChoices):

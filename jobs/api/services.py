@@ -71,7 +71,8 @@ class TokenRefused(Exception):
         self.status, self.code = status, code
 
 
-def api_token_authorize_write(*, token: ApiToken, action: str | None = None, job_id: UUID | None = None) -> None:
+def api_token_authorize_write(*, token: ApiToken, action: str | None = None, job_id: UUID | None = None,
+                              request_line: str = "") -> None:
     """Let a write through only for a read-write token whose maker holds the operator role in its
     tenant now; TokenRefused (403, `insufficient_scope` or `forbidden_role`) otherwise.
 
@@ -91,7 +92,7 @@ def api_token_authorize_write(*, token: ApiToken, action: str | None = None, job
     logger.warning("API token %s refused a write: %s", token.prefix, message)
     if action is not None:
         _token_event(token=token, action=action, job_id=job_id, state=AuditState.REFUSED, requested=1, refused=1,
-                     outcome=f"Refused: {message}")
+                     outcome=f"Refused: {message}", about=request_line)
     raise TokenRefused(message, status=403, code="forbidden_role")
 
 
@@ -180,11 +181,14 @@ def api_job_act(*, token: ApiToken, job: Job, action: str, reason: str = "") -> 
                                     reason=reason, event=event)
 
 
-def _token_event(*, token: ApiToken, action: str, job_id: UUID | None, state: str, **fields) -> AuditEvent:
-    """An audit event in the name of the token's maker, saying which token acted."""
+def _token_event(*, token: ApiToken, action: str, job_id: UUID | None, state: str, about: str = "",
+                 **fields) -> AuditEvent:
+    """An audit event in the name of the token's maker, saying which token acted (on `job_id`, or on what
+    `about` names)."""
     user = token.created_by
+    subject = f"job {job_id}" if job_id else about or "the API"
     event = audit_event_record(user=user, action=action, tenant=token.tenant, state=state,
-                               target=f"job {job_id} via API token {token}", **fields)
+                               target=f"{subject} via API token {token}", **fields)
     event.actor_name = f"{user.get_username()} (API token {token.prefix})"[:150]
     event.save(update_fields=["actor_name"])
     return event

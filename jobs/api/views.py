@@ -23,7 +23,8 @@ PUBLIC_KINDS = selectors.api_kind_list()
 EnqueueIn = schemas.enqueue_schema(PUBLIC_KINDS)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# The job actions the audit trail has an action for, by URL name: a refused one is recorded there.
+# The job actions the audit trail has an action of their own for, by URL name; any other refused write
+# (an enqueue, say) is recorded as an API write naming the request.
 AUDITED_WRITES = {"job_retry": AuditAction.RETRY, "job_cancel": AuditAction.CANCEL}
 
 
@@ -47,8 +48,9 @@ class TokenAuth(HttpAuthBase):
                            headers={"Retry-After": str(wait)})
         if request.method not in READ_METHODS:
             match = request.resolver_match
-            services.api_token_authorize_write(token=token, action=AUDITED_WRITES.get(match.url_name),
-                                               job_id=match.kwargs.get("job_id"))
+            services.api_token_authorize_write(
+                token=token, action=AUDITED_WRITES.get(match.url_name, AuditAction.API_WRITE),
+                job_id=match.kwargs.get("job_id"), request_line=f"{request.method} {request.path}")
         return token
 
 

@@ -49,6 +49,8 @@ def test_it_refuses_a_demoted_makers_enqueue_with_403_naming_the_role(writer, al
     error = assert_error(writer.post("/api/v1/jobs", {"kind": "diagnostics.ping"}), 403, "forbidden_role")
     assert "operator" in error["message"] and writer.row.prefix in error["message"]
     assert not Job.objects.exists()
+    [event] = AuditEvent.objects.filter(action=AuditAction.API_WRITE)
+    assert event.state == AuditState.REFUSED and event.target.startswith("POST /api/v1/jobs via API token")
 
 
 def test_it_refuses_every_write_of_a_demoted_maker_and_changes_nothing(writer, alice, acme):
