@@ -1,19 +1,26 @@
 """Where a webhook may go, and the one way it is sent there.
 
 A destination must be HTTPS (HTTP only where settings allow it, for development) and every address its
-host resolves to must be globally routable: no loopback, private, link-local (cloud metadata at
-169.254.169.254), CGNAT, unique-local IPv6, IPv4-mapped or numeric-trick forms of those. The check runs
-when an endpoint is saved and again before every send. The request then goes through
-requests-hardened, which resolves the host once, refuses a non-public address and connects to that
-very address (so DNS cannot change the answer between check and connect); redirects are never
-followed, proxies from the environment are ignored, and time and response size are bounded.
+host resolves to must be globally routable: no loopback, private, link-local (cloud metadata at 169.254.169.254), CGNAT, unique-local IPv6,
+IPv4-mapped or numeric-trick forms of those. The check runs when an endpoint is saved and again before
+every send. The request then goes through requests-hardened, which resolves the host once, refuses a
+non-public address and connects to that very address (so DNS cannot change the answer between check
+and connect); redirects are never followed, proxies from the environment are ignored, and time and
+response size are bounded.
+
+Connect and read timeouts bound each wait for a byte and start again with every byte, so a receiver
+dripping its TLS handshake, headers or body one byte at a time would hold a worker for as long as it
+likes. WEBHOOKS_TOTAL_TIMEOUT is therefore a deadline of its own: when it passes, the connection's socket
+is shut down, which ends whatever read or handshake is waiting on it at once.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
 import socket
+import threading
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -22,6 +29,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from requests_hardened import Config, Manager
 from requests_hardened.ip_filter import InvalidIPAddress
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 # Hosts that are only digits, dots and hex: inet_aton reads "0x7f.1" or "2130706433" as 127.0.0.1.
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]*))*\.?$", re.IGNORECASE)
@@ -108,22 +117,15 @@ class Reply:
 
 
 def destination_post(url: str, *, body: bytes, headers: dict[str, str]) -> Reply:
-    """POST `body` to `url` once; never raises for network trouble, which is returned as `error`."""
+    """POST `body` to `url` once, within WEBHOOKS_TOTAL_TIMEOUT; never raises for network trouble, which is
+    returned as `error`."""
     started = time.monotonic()
     reply = Reply()
+    deadline = _Deadline(settings.WEBHOOKS_TOTAL_TIMEOUT)
     try:
-        destination_check(url)
-        with _session() as session:
-            response = session.post(url, data=body, headers=headers, stream=True, allow_redirects=False,
-                                    timeout=(settings.WEBHOOKS_CONNECT_TIMEOUT, settings.WEBHOOKS_READ_TIMEOUT))
-            try:
-                reply.status_code = response.status_code
-                reply.headers = dict(response.headers)
-                reply.excerpt, truncated = _read_capped(response, started)
-                if truncated:
-                    reply.error = f"Response body longer than {settings.WEBHOOKS_RESPONSE_MAX_BYTES} bytes; not read further."
-            finally:
-                response.close()
+        with deadline:
+            destination_check(url)
+            _exchange(url, body, headers, reply)
     except DestinationUnresolvable as exc:
         reply.error = " ".join(exc.message_dict["url"])
     except DestinationRefused as exc:
@@ -135,11 +137,30 @@ def destination_post(url: str, *, body: bytes, headers: dict[str, str]) -> Reply
         reply.error = f"Timed out ({type(exc).__name__})."
     except requests.RequestException as exc:
         reply.error = f"{type(exc).__name__}: {_first_line(exc)}"
+    if deadline.exceeded and not reply.refused:
+        # Whatever the cut connection looked like (an error, or a body that merely ended), the receiver
+        # did not answer in time.
+        reply.error = (f"Timed out: no complete answer within the total timeout of "
+                       f"{settings.WEBHOOKS_TOTAL_TIMEOUT:g} s (WEBHOOKS_TOTAL_TIMEOUT).")
     reply.duration_ms = int((time.monotonic() - started) * 1000)
     if reply.status_code is not None and 300 <= reply.status_code < 400 and not reply.error:
         location = (reply.headers or {}).get("Location", "")
         reply.error = f"Redirect ({reply.status_code} to {location[:200]!r}) not followed; webhooks are not redirected."
     return reply
+
+
+def _exchange(url: str, body: bytes, headers: dict[str, str], reply: Reply) -> None:
+    with _session() as session:
+        response = session.post(url, data=body, headers=headers, stream=True, allow_redirects=False,
+                                timeout=(settings.WEBHOOKS_CONNECT_TIMEOUT, settings.WEBHOOKS_READ_TIMEOUT))
+        try:
+            reply.status_code = response.status_code
+            reply.headers = dict(response.headers)
+            reply.excerpt, truncated = _read_capped(response)
+            if truncated:
+                reply.error = f"Response body longer than {settings.WEBHOOKS_RESPONSE_MAX_BYTES} bytes; not read further."
+        finally:
+            response.close()
 
 
 def _session():
@@ -151,19 +172,110 @@ def _session():
         user_agent_override=settings.WEBHOOKS_USER_AGENT,
     )).get_session()
     session.trust_env = False  # an HTTP(S)_PROXY from the environment would connect for us, unchecked
+    for adapter in session.adapters.values():
+        adapter.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
     return session
 
 
-def _read_capped(response, started: float) -> tuple[str, bool]:
-    limit, deadline = settings.WEBHOOKS_RESPONSE_MAX_BYTES, started + settings.WEBHOOKS_TOTAL_TIMEOUT
+def _read_capped(response) -> tuple[str, bool]:
+    limit = settings.WEBHOOKS_RESPONSE_MAX_BYTES
     received = bytearray()
     for chunk in response.iter_content(8192):
         received += chunk
         if len(received) > limit:
             return _excerpt(received[:limit]), True
-        if time.monotonic() > deadline:
-            raise requests.Timeout(f"the response took longer than {settings.WEBHOOKS_TOTAL_TIMEOUT} s")
     return _excerpt(received), False
+
+
+class _Deadline:
+    """Shuts down the sockets of one delivery when its total time is up. A thread of its own, because
+    the worker's thread is the one blocked in the read; it is stopped and joined when the delivery ends.
+    `exceeded` tells afterwards whether the delivery ran out of time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.exceeded = False
+        self._at = 0.0
+        self._token = None
+        self._fired = False
+        self._watched: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.name = "webhook-deadline"
+
+    def __enter__(self) -> _Deadline:
+        self._at = time.monotonic() + self.seconds
+        self._token = _current_deadline.set(self)
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._timer.cancel()
+        self._timer.join()
+        _current_deadline.reset(self._token)
+        for sock in self._watched:
+            sock.close()
+        self.exceeded = self._fired or self.remaining() <= 0
+
+    def remaining(self) -> float:
+        return self._at - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        # A descriptor of our own on the connection: shutting it down ends reads on the original and on
+        # the TLS socket later wrapped around it, and no other connection can be given its number while
+        # we hold it.
+        duplicate = sock.dup()
+        with self._lock:
+            self._watched.append(duplicate)
+            if self._fired:
+                _shut_down(duplicate)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._fired = True
+            for sock in self._watched:
+                _shut_down(sock)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # no longer connected: nothing is waiting on it
+
+
+# The delivery under way in this thread: urllib3 opens the socket deep inside requests, where no
+# argument of ours reaches.
+_current_deadline: ContextVar[_Deadline] = ContextVar("webhook_deadline")
+
+
+class _Watched:
+    """urllib3's connection, its socket handed to the delivery's deadline as soon as it is connected
+    (before the TLS handshake, which the deadline bounds too)."""
+
+    def _new_conn(self) -> socket.socket:
+        deadline = _current_deadline.get()
+        # Name lookups may have used most of the total: connecting must not run past what is left.
+        self.timeout = max(0.01, min(self.timeout, deadline.remaining()))
+        sock = super()._new_conn()
+        deadline.watch(sock)
+        return sock
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 def _excerpt(raw: bytes) -> str:
