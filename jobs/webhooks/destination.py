@@ -1,7 +1,8 @@
 """Where a webhook may go, and the one way it is sent there.
 
-A destination must be HTTPS (HTTP only where settings allow it, for development) and every address its
-host resolves to must be globally routable: no loopback, private, link-local (cloud metadata at 169.254.169.254), CGNAT, unique-local IPv6,
+A destination must be HTTPS (HTTP only where settings allow it, for development), on a port of
+WEBHOOKS_ALLOWED_PORTS (or 80 for HTTP), and every address its host resolves to must be globally
+routable: no loopback, private, link-local (cloud metadata at 169.254.169.254), CGNAT, unique-local IPv6,
 IPv4-mapped or numeric-trick forms of those. The check runs when an endpoint is saved and again before
 every send. The request then goes through requests-hardened, which resolves the host once, refuses a
 non-public address and connects to that very address (so DNS cannot change the answer between check
@@ -22,11 +23,12 @@ import threading
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.text import get_text_list
 from requests_hardened import Config, Manager
 from requests_hardened.ip_filter import InvalidIPAddress
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -54,10 +56,7 @@ def destination_check(url: str) -> None:
         _refuse("Only https:// addresses are allowed (http:// is for development, see WEBHOOKS_ALLOW_HTTP).")
     if parts.username is not None or parts.password is not None:
         _refuse("Credentials in the address are not allowed.")
-    try:
-        host, port = parts.hostname, parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        _refuse("The port is not a number between 0 and 65535.")
+    host, port = parts.hostname, _allowed_port(parts, scheme)
     if not host:
         _refuse("The address has no host.")
     literal = _ip_literal(host)
@@ -69,6 +68,30 @@ def destination_check(url: str) -> None:
         if problem:
             where = host if literal is not None else f"{host} resolves to {address}, which"
             _refuse(f"{where} is {problem}; only public addresses may receive webhooks.")
+
+
+def allowed_ports(scheme: str) -> list[int]:
+    """The ports a destination may use: WEBHOOKS_ALLOWED_PORTS, and 80 for http:// where that is allowed."""
+    ports = list(settings.WEBHOOKS_ALLOWED_PORTS)
+    if scheme == "http" and settings.WEBHOOKS_ALLOW_HTTP and 80 not in ports:
+        ports.insert(0, 80)
+    return ports
+
+
+def _allowed_port(parts: SplitResult, scheme: str) -> int:
+    try:
+        port = parts.port
+    except ValueError:
+        _refuse("The port is not a number between 0 and 65535.")
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    ports = allowed_ports(scheme)
+    if port not in ports:
+        # Only the usual web ports: a delivery's error (refused, reset, not HTTP) would otherwise tell a
+        # tenant which services listen on any port of a public host, a port scanner for them.
+        choices = get_text_list([str(allowed) for allowed in ports], "or")
+        _refuse(f"Port {port} is not allowed; webhooks go to port {choices} only.")
+    return port
 
 
 def _refuse(message: str):

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from django.utils import timezone
@@ -15,7 +16,7 @@ from jobs import enqueue, webhooks
 from jobs.models import Job, Status
 from jobs.webhooks import events
 from jobs.webhooks.models import MessageState, WebhookDelivery, WebhookEndpoint
-from jobs.webhooks.services import webhook_endpoint_rotate_secret
+from jobs.webhooks.services import webhook_endpoint_rotate_secret, webhook_resend
 from tests.jobs import kinds  # noqa: F401  (registers the tests.* kinds)
 from tests.jobs.helpers import run_until_settled, work
 from tests.support import HttpReceiver
@@ -31,6 +32,7 @@ def receiver(settings):
 
     def make(*replies) -> HttpReceiver:
         made.append(HttpReceiver(*replies))
+        settings.WEBHOOKS_ALLOWED_PORTS = [*settings.WEBHOOKS_ALLOWED_PORTS, urlsplit(made[-1].url).port]
         return made[-1]
 
     yield make
@@ -274,6 +276,7 @@ def test_it_ends_a_body_of_endless_small_chunks_at_the_total_timeout(receiver, a
 def test_it_ends_a_slow_tls_handshake_at_the_total_timeout(receiver, acme, settings):
     settings.WEBHOOKS_TOTAL_TIMEOUT, settings.WEBHOOKS_CONNECT_TIMEOUT = 2, 10
     server = SlowTlsServer()
+    settings.WEBHOOKS_ALLOWED_PORTS = [urlsplit(server.url).port]
     try:
         delivery, job = delivered_once(acme, server.url)
     finally:
@@ -290,3 +293,24 @@ def test_it_leaves_no_thread_behind_after_a_delivery(receiver, acme):
     assert delivery.succeeded and job.status == Status.SUCCEEDED
     assert [thread for thread in set(threading.enumerate()) - before if not thread.daemon] == []
 
+
+def test_it_never_connects_to_a_port_no_longer_allowed(receiver, acme, settings):
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts nothing itself: connections wait in its backlog
+    listener.setblocking(False)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    endpoint_for(acme, url)  # saved while its port was allowed
+    [message] = webhooks.send(acme, "invoice.paid", {})
+    with listener:
+        work()
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+        [delivery] = deliveries(message)
+        assert delivery.error.startswith(f"Refused: Port {listener.getsockname()[1]} is not allowed")
+        assert Job.objects.get(pk=message.job_id).status == Status.FAILED
+
+        # The same listener does see a delivery once its port is allowed (it never answers: a timeout).
+        settings.WEBHOOKS_ALLOWED_PORTS, settings.WEBHOOKS_TOTAL_TIMEOUT = [listener.getsockname()[1]], 0.5
+        webhook_resend(message=message)
+        work()
+        connection, _ = listener.accept()
+        connection.close()

@@ -6,6 +6,7 @@ import socket
 import pytest
 
 from jobs.webhooks.destination import DestinationRefused, destination_check, destination_post
+from tests.support import HttpReceiver
 
 
 def resolving(monkeypatch, address: str) -> None:
@@ -68,4 +69,59 @@ def test_it_shows_a_form_error_for_a_refused_url_and_stores_nothing(client, alic
                            {"tenant": acme.pk, "url": "https://169.254.169.254/", "description": "x", "active": "on"})
     assert response.status_code == 200
     assert "link-local address" in response.content.decode()
+    assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["https://example.com:22/", "https://example.com:6379/", "https://example.com:80/",
+                                 "https://example.com:0/", "http://example.com:8080/"])
+def test_it_refuses_ports_other_than_the_allowed_ones(settings, monkeypatch, url):
+    resolving(monkeypatch, "93.184.215.14")
+    settings.WEBHOOKS_ALLOW_HTTP = True
+    with pytest.raises(DestinationRefused) as error:
+        destination_check(url)
+    port = url.rsplit(":", 1)[1].strip("/")
+    allowed = "80, 443 or 8443" if url.startswith("http:") else "443 or 8443"
+    assert error.value.message_dict["url"] == [f"Port {port} is not allowed; webhooks go to port {allowed} only."]
+
+
+@pytest.mark.parametrize("url", ["https://example.com/", "https://example.com:443/", "https://example.com:8443/x",
+                                 "http://example.com:80/", "http://example.com:8443/"])
+def test_it_accepts_the_allowed_ports_named_or_not(settings, monkeypatch, url):
+    resolving(monkeypatch, "93.184.215.14")
+    settings.WEBHOOKS_ALLOW_HTTP = True
+    destination_check(url)
+
+
+def test_it_takes_the_allowed_ports_from_settings(settings, monkeypatch):
+    resolving(monkeypatch, "93.184.215.14")
+    settings.WEBHOOKS_ALLOWED_PORTS = [9443]
+    destination_check("https://example.com:9443/")
+    with pytest.raises(DestinationRefused, match="webhooks go to port 9443 only"):
+        destination_check("https://example.com/")
+
+
+def test_it_posts_to_an_allowed_port_and_not_to_another(settings):
+    settings.WEBHOOKS_ALLOW_HTTP = settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    server = HttpReceiver((200, {}, b"ok"))
+    try:
+        refused = destination_post(server.url, body=b"{}", headers={})
+        settings.WEBHOOKS_ALLOWED_PORTS = [server.server.server_address[1]]
+        sent = destination_post(server.url, body=b"{}", headers={})
+    finally:
+        server.close()
+    assert refused.refused and refused.status_code is None and "is not allowed" in refused.error
+    assert sent.status_code == 200 and not sent.error
+    assert len(server.requests) == 1
+
+
+@pytest.mark.django_db
+def test_it_shows_a_form_error_on_the_url_for_a_port_not_allowed(client, alice, acme):
+    from jobs.webhooks.models import WebhookEndpoint
+
+    client.force_login(alice)
+    response = client.post("/admin/webhooks/webhookendpoint/add/",
+                           {"tenant": acme.pk, "url": "https://example.com:22/", "description": "x", "active": "on"})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["url"] == [
+        "Port 22 is not allowed; webhooks go to port 443 or 8443 only."]
     assert not WebhookEndpoint.objects.exists()
