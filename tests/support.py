@@ -165,6 +165,10 @@ class HttpReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
     def answer(self, status: int, body: bytes = b"") -> None:
         """From now on, answer every POST with `status`."""
         self.replies = [(status, {}, body)]

@@ -126,8 +126,10 @@ def test_it_lets_a_tenant_admin_add_an_endpoint_see_its_secret_once_and_follow_d
 
     settings.WEBHOOKS_ALLOW_HTTP = settings.WEBHOOKS_ALLOW_LOOPBACK = True  # the receiver is on loopback
     receiver = HttpReceiver((500, {}, b"busy, try later"), (200, {}, b"thanks"), path="/hooks")
+    settings.WEBHOOKS_ALLOWED_PORTS = [*settings.WEBHOOKS_ALLOWED_PORTS, receiver.port]  # a loopback port of its own
     worker = Process("rqworker", "default", redis_url=private_redis.url,
-                     env={**FAST_ENGINE_ENV, "WEBHOOKS_ALLOW_HTTP": "true", "WEBHOOKS_ALLOW_LOOPBACK": "true"})
+                     env={**FAST_ENGINE_ENV, "WEBHOOKS_ALLOW_HTTP": "true", "WEBHOOKS_ALLOW_LOOPBACK": "true",
+                          "WEBHOOKS_ALLOWED_PORTS": f"443,8443,{receiver.port}"})
     page = browser_page
     try:
         page.goto(f"{live_server.url}/admin/login/?next=/admin/webhooks/webhookendpoint/add/")

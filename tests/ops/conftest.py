@@ -16,6 +16,7 @@ from tests.support import HttpReceiver
 def receiver(settings):
     settings.WEBHOOKS_ALLOW_HTTP = settings.WEBHOOKS_ALLOW_LOOPBACK = True
     server = HttpReceiver(path="/ops-hook")
+    settings.WEBHOOKS_ALLOWED_PORTS = [*settings.WEBHOOKS_ALLOWED_PORTS, server.port]  # a loopback port of its own
     yield server
     server.close()
 

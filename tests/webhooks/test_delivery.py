@@ -32,7 +32,7 @@ def receiver(settings):
 
     def make(*replies) -> HttpReceiver:
         made.append(HttpReceiver(*replies))
-        settings.WEBHOOKS_ALLOWED_PORTS = [*settings.WEBHOOKS_ALLOWED_PORTS, urlsplit(made[-1].url).port]
+        settings.WEBHOOKS_ALLOWED_PORTS = [*settings.WEBHOOKS_ALLOWED_PORTS, made[-1].port]
         return made[-1]
 
     yield make

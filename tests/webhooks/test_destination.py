@@ -105,7 +105,7 @@ def test_it_posts_to_an_allowed_port_and_not_to_another(settings):
     server = HttpReceiver((200, {}, b"ok"))
     try:
         refused = destination_post(server.url, body=b"{}", headers={})
-        settings.WEBHOOKS_ALLOWED_PORTS = [server.server.server_address[1]]
+        settings.WEBHOOKS_ALLOWED_PORTS = [server.port]
         sent = destination_post(server.url, body=b"{}", headers={})
     finally:
         server.close()
