@@ -66,7 +66,9 @@ def test_it_never_unpickles_a_job_planted_anywhere_in_redis_in_any_process(
     settings.RQ_API_TOKEN = TOKEN
     web = Client(raise_request_exception=False)  # a planted job may give an error page; it must never run
 
-    assert web.get("/admin/rq/stats.json", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
+    settings.METRICS_TOKEN = TOKEN
+    for scraped in ("/admin/rq/stats.json", "/admin/rq/metrics", "/metrics"):  # no session: the bearer alone
+        assert web.get(scraped, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200, scraped
     web.force_login(root)
     answered = {page: web.get(page).status_code for page in dashboard_pages(planted)}
     assert answered["/admin/rq/"] == 200 and answered["/admin/rq/queues/0/started/"] == 200
