@@ -1,11 +1,10 @@
-"""System checks of settings that belong to no app: the proxy in front of the web process and the
-django-rq dashboard's token."""
+"""System checks of settings that belong to no app: the proxy in front of the web process."""
 from __future__ import annotations
 
 import ipaddress
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Tags, register
 
 
 @register(Tags.security)
@@ -20,14 +19,3 @@ def proxy_settings_check(app_configs, **kwargs) -> list[Error]:
                                   hint="List the proxies' addresses, comma-separated (gunicorn takes no "
                                        "networks), or '*'.", id="config.E001"))
     return problems
-
-
-@register(Tags.security, deploy=True)
-def rq_api_token_check(app_configs, **kwargs) -> list[Warning]:
-    # The same bar as METRICS_TOKEN's (jobs.ops.checks): both are bearer tokens with no rate limit.
-    token = settings.RQ_API_TOKEN
-    if token and len(token) < 32:
-        return [Warning("RQ_API_TOKEN is shorter than 32 characters.",
-                        hint="Use a long random one: python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
-                        id="config.W001")]
-    return []

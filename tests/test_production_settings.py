@@ -71,7 +71,7 @@ def test_it_reports_a_short_rq_api_token(tmp_path):
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
 
     assert result.returncode != 0
-    assert "config.W001" in result.stderr and "RQ_API_TOKEN is shorter than 32 characters" in result.stderr
+    assert "ops.W001" in result.stderr and "RQ_API_TOKEN is shorter than 32 characters" in result.stderr
 
 
 def test_it_reads_rq_api_token_from_its_file(tmp_path):

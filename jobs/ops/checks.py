@@ -40,14 +40,16 @@ def ops_settings_check(app_configs, **kwargs) -> list[Error]:
     return problems
 
 
+# Bearer tokens that guard scrapes and stats: compared in constant time but not rate limited.
+BEARER_TOKENS = ("METRICS_TOKEN", "RQ_API_TOKEN")
+
+
 @register(deploy=True)
 def ops_deploy_check(app_configs, **kwargs) -> list[Warning]:
-    token = settings.METRICS_TOKEN
-    if token and len(token) < 32:
-        return [Warning("METRICS_TOKEN is shorter than 32 characters.",
-                        hint="Use a long random one: python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
-                        id="ops.W001")]
-    return []
+    return [Warning(f"{name} is shorter than 32 characters.",
+                    hint="Use a long random one: python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+                    id="ops.W001")
+            for name in BEARER_TOKENS if 0 < len(getattr(settings, name)) < 32]
 
 
 def _is_signing_secret(secret: str) -> bool:
