@@ -68,6 +68,15 @@ class TrackedWorkerMixin:
             self._stop_seen = value
             runtime.request_stop(value)
 
+    def subscribe(self) -> None:
+        # RQ listens for commands (stop a job, shut down) in reads of up to 60 s, and stopping the worker
+        # closes that connection only once the read ends: up to a minute added to every shutdown. Reads
+        # of a second cost a wake-up a second and let a worker stop at once; commands arrive as before.
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=1, daemon=True,
+                                                       exception_handler=self._pubsub_exception_handler)
+
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         # RQ renews the worker's key several times per job, a round trip each; its TTL is minutes long,
         # so once a second is plenty (running attempts have their own heartbeat in the database).
