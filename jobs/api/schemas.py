@@ -6,13 +6,13 @@ schema, so the published schema says exactly which payloads are accepted.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
 from django.conf import settings
 from ninja import Schema
-from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
 from jobs.api.selectors import CURSOR_PATTERN
 from jobs.models import Attempt, Job, Status
@@ -43,7 +43,15 @@ def _date_time(value: Any) -> Any:
         raise ValueError("Not a valid date and time") from None
 
 
-DateTime = Annotated[AwareDatetime, BeforeValidator(_date_time)]
+def _in_utc(value: datetime) -> datetime:
+    # RFC 3339 allows any offset up to a day; PostgreSQL takes up to 15:59 and refused the rest (a 500).
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is out of the range of dates, in UTC") from None
+
+
+DateTime = Annotated[AwareDatetime, BeforeValidator(_date_time), AfterValidator(_in_utc)]
 # Request bodies are JSON: no coercion (`false` is no number of seconds, `1` is no text).
 BODY = ConfigDict(extra="forbid", strict=True)
 
@@ -212,8 +220,8 @@ _ENQUEUE_FIELDS: dict[str, Any] = {
                                           description="While a job with this key is unfinished, the same "
                                                       "request returns it (200) instead of a new one.")),
     # Not nullable: leave one out instead; giving both is refused (the schema says so with `not`).
-    "run_at": (DateTime, Field(None, description="Run at this time (with a UTC offset); a time past runs "
-                                                      "now. Not together with delay.")),
+    "run_at": (DateTime, Field(None, description="Run at this time (with a UTC offset), at most ten years "
+                                                      "from now; a time past runs now. Not together with delay.")),
     "delay": (float, Field(None, ge=0, lt=DELAY_MAX_SECONDS,
                            description="Run after this many seconds. Not together with run_at.")),
 }

@@ -197,6 +197,16 @@ def test_it_delays_a_job_by_run_at_or_delay(writer):
     assert timedelta(seconds=590) < Job.objects.get(pk=by_delay["id"]).run_at - timezone.now() <= timedelta(seconds=600)
 
 
+def test_it_takes_any_utc_offset_rfc_3339_allows(writer, acme):
+    # PostgreSQL takes offsets up to 15:59; these are valid RFC 3339 all the same (and were a 500).
+    far_east = (timezone.now() + timedelta(hours=2)).astimezone(timezone.get_fixed_timezone(20 * 60 + 5))
+    made = writer.post("/api/v1/jobs", {"kind": "diagnostics.ping", "run_at": far_east.isoformat()})
+    assert made.status_code == 201, made.content
+    assert abs(Job.objects.get(pk=made.json()["id"]).run_at - far_east) < timedelta(seconds=1)
+    listed = writer.get("/api/v1/jobs", {"created_before": "4139-08-31T19:59:13+20:05"})
+    assert listed.status_code == 200 and ids(listed) == [made.json()["id"]]
+
+
 def test_it_returns_the_unfinished_job_of_an_idempotency_key_with_200(writer):
     body = {"kind": "diagnostics.ping", "idempotency_key": "order-42"}
     first = writer.post("/api/v1/jobs", body)
