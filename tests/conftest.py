@@ -10,6 +10,17 @@ from tenants.models import Membership, Role, Tenant
 from tests.support import RedisServer
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """In a parallel run (`-n`), tests that start worker processes take turns on one xdist worker, and
+    the browser's on another: each waits on processes of its own, and two at once on a small machine
+    would slow each other past their timing bounds. The rest spread over every worker."""
+    for item in items:
+        if "tests/browser/" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("browser"))
+        elif item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     server = RedisServer().start()
