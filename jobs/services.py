@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Collection, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -159,6 +159,8 @@ def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempo
     now = timezone.now()
     if run_at is not None and timezone.is_naive(run_at):
         raise ValidationError({"run_at": ["Must be timezone-aware."]})
+    if run_at is not None:
+        run_at = run_at.astimezone(UTC)  # PostgreSQL stores offsets up to 15:59 only; Python allows a day
     if run_at is not None and run_at - now > MAX_DELAY:
         raise ValidationError({"run_at": ["Must be within ten years from now."]})
     scheduled = run_at is not None and run_at > now

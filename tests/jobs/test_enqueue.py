@@ -138,6 +138,13 @@ def test_it_keeps_a_future_job_scheduled_out_of_redis(acme):
     assert queued_ids() == []
 
 
+def test_it_takes_a_run_at_with_any_offset_python_allows(acme):
+    far_east = (timezone.now() + timedelta(hours=1)).astimezone(timezone.get_fixed_timezone(23 * 60))
+    job = enqueue("tests.echo", tenant=acme, payload={"text": "x"}, run_at=far_east)
+    job.refresh_from_db()
+    assert job.status == Status.SCHEDULED and job.run_at == far_east
+
+
 @pytest.mark.django_db(transaction=True)
 def test_it_keeps_the_job_pending_when_redis_is_down_and_the_call_succeeds(acme, private_redis):
     private_redis.stop()
