@@ -4,3 +4,7 @@ from config.settings import *  # noqa: F403
 # The test client and the browser tests' live server speak plain HTTP: a redirect to https would answer
 # every request. tests/test_production_settings.py checks the production value in a process of its own.
 SECURE_SSL_REDIRECT = False
+
+# Tests make users by the dozen and the login tests hash every attempt: PBKDF2, slow on purpose, would
+# spend most of a second on each. MD5 is fast, and fit only for throwaway test passwords.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,9 +1,13 @@
-"""The shared story: two tenants (acme, globex), an owner, a member, an outsider; a private Redis."""
+"""The shared story: two tenants, acme and globex, and someone in every role: root (superuser), alice (acme's
+admin), olga (acme's operator), victor (acme's viewer), charlie (globex's operator) and drifter (staff of no
+tenant). Each logs in with "<name>-pw-1". make_staff makes anyone else a test needs. A private Redis."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 
 from jobs import relay, transport
 from tenants.models import Membership, Role, Tenant
@@ -69,20 +73,57 @@ def globex(db) -> Tenant:
     return Tenant.objects.create(name="Globex Inc", slug="globex")
 
 
+def password(username: str) -> str:
+    """The one password rule, so that a browser test can type any user's password."""
+    return f"{username}-pw-1"
+
+
 @pytest.fixture
-def alice(acme):
+def make_staff(db) -> Callable[..., User]:
+    """make_staff(username, {tenant: role, ...}, **fields): a staff member with those memberships (none: staff of
+    no tenant), for a test that needs someone besides the story: a second admin, a member being added."""
+    def make(username: str, roles: dict[Tenant, str] | None = None, **fields) -> User:
+        user = User.objects.create_user(username, password=password(username), is_staff=True, **fields)
+        for tenant, role in (roles or {}).items():
+            Membership.objects.create(user=user, tenant=tenant, role=role)
+        return user
+    return make
+
+
+@pytest.fixture
+def root(db) -> User:
+    """Superuser: every tenant's data, the system's jobs, the django-rq dashboard."""
+    return User.objects.create_superuser("root", password=password("root"))
+
+
+@pytest.fixture
+def alice(acme, make_staff) -> User:
     """Admin of acme."""
-    user = get_user_model().objects.create_user("alice", password="pw-alice", is_staff=True)
-    Membership.objects.create(user=user, tenant=acme, role=Role.ADMIN)
-    return user
+    return make_staff("alice", {acme: Role.ADMIN})
 
 
 @pytest.fixture
-def charlie(globex):
-    """Staff of globex only: should have no access to acme's jobs."""
-    user = get_user_model().objects.create_user("charlie", password="pw-charlie", is_staff=True)
-    Membership.objects.create(user=user, tenant=globex, role=Role.OPERATOR)
-    return user
+def olga(acme, make_staff) -> User:
+    """Operator of acme: retries, cancels and stops, deletes nothing."""
+    return make_staff("olga", {acme: Role.OPERATOR})
+
+
+@pytest.fixture
+def victor(acme, make_staff) -> User:
+    """Viewer of acme: reads only. The one with an email address, for the report links he asks to be mailed."""
+    return make_staff("victor", {acme: Role.VIEWER}, email="victor@acme.test")
+
+
+@pytest.fixture
+def charlie(globex, make_staff) -> User:
+    """Operator of globex only: should have no access to acme's jobs."""
+    return make_staff("charlie", {globex: Role.OPERATOR})
+
+
+@pytest.fixture
+def drifter(make_staff) -> User:
+    """Staff of no tenant: holds no role anywhere."""
+    return make_staff("drifter")
 
 
 @pytest.fixture

@@ -166,12 +166,6 @@ UNSCOPED = [model for model in REGISTERED if not isinstance(admin.site._registry
 SUPERUSER_ONLY = {Incident}
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # Everyone here logs in with force_login; the default hasher would spend about a second per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass
 class World:
     acme: Tenant
@@ -315,9 +309,9 @@ def test_it_refuses_models_not_scoped_by_tenant_to_non_superuser_staff_outright(
     assert model._meta.app_label not in [app["app_label"] for app in client.get("/admin/").context["app_list"]]
 
 
-def test_it_refuses_staff_of_no_tenant_every_page(client, world):
+def test_it_refuses_staff_of_no_tenant_every_page(client, world, drifter):
     # Staff without a membership hold no role anywhere: nothing of either tenant is theirs to see.
-    client.force_login(User.objects.create_user("drifter", password="pw", is_staff=True))
+    client.force_login(drifter)
     for model in REGISTERED:
         assert client.get(changelist_url(model)).status_code == 403, model
     for url in ("/admin/jobs/job/live/", "/admin/jobs/job/queues/", "/admin/jobs/job/triage/"):
@@ -479,18 +473,16 @@ def test_it_keeps_the_job_pages_to_the_users_own_tenants(client, world):
     assert not AuditEvent.objects.filter(actor=world.alice, refused__gt=0).exists()
 
 
-def test_it_refuses_a_foreign_key_to_another_tenant_posted_into_a_form(client, world):
-    User.objects.create_user("mallory", password="pw", is_staff=True)
+def test_it_refuses_a_foreign_key_to_another_tenant_posted_into_a_form(client, world, drifter, make_staff):
     client.force_login(world.alice)
-    response = client.post("/admin/tenants/membership/add/", {"username": "mallory", "tenant": world.globex.pk,
+    response = client.post("/admin/tenants/membership/add/", {"username": "drifter", "tenant": world.globex.pk,
                                                               "role": Role.ADMIN})
     assert response.status_code == 200
     assert "tenant" in response.context["adminform"].form.errors
-    assert not Membership.objects.filter(user__username="mallory").exists()
+    assert not Membership.objects.filter(user=drifter).exists()
 
     # Moving one of acme's memberships to globex: the tenant of an existing membership is read-only.
-    bob = User.objects.create_user("bob", password="pw", is_staff=True)
-    bobs = Membership.objects.create(user=bob, tenant=world.acme, role=Role.VIEWER)
+    bobs = Membership.objects.get(user=make_staff("bob", {world.acme: Role.VIEWER}))
     client.post(change_url(bobs), {"username": "bob", "tenant": world.globex.pk, "role": Role.OPERATOR})
     bobs.refresh_from_db()
     assert (bobs.tenant, bobs.role) == (world.acme, Role.OPERATOR)
@@ -521,21 +513,21 @@ def rq_dashboard_urls(job: Job) -> Iterator[str]:
         yield reverse(f"django_rq:{pattern.name}", kwargs={name: samples[name] for name in names})
 
 
-def test_it_keeps_the_rq_dashboard_which_shows_every_tenant_to_superusers(client, world, django_user_model):
+def test_it_keeps_the_rq_dashboard_which_shows_every_tenant_to_superusers(client, world, root):
     # django-rq lives under /admin/ but is no ModelAdmin: its pages list every tenant's jobs.
     client.force_login(world.alice)
     for url in rq_dashboard_urls(world.theirs[Job]):
         assert client.get(url).status_code == 403, url
         assert client.post(url).status_code == 403, url
     assert b"/admin/rq/" not in client.get(change_url(world.mine[Job])).content
-    client.force_login(django_user_model.objects.create_superuser("root", password="pw"))
+    client.force_login(root)
     assert client.get(reverse("django_rq:home")).status_code == 200
     assert client.get(change_url(world.theirs[Job])).status_code == 200  # its dashboard link: tests/jobs/test_dashboard.py
 
 
 @pytest.mark.parametrize("model", REGISTERED, ids=lambda model: model._meta.label)
-def test_it_shows_superusers_both_tenants(client, world, model, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("root", password="pw"))
+def test_it_shows_superusers_both_tenants(client, world, model, root):
+    client.force_login(root)
     listing = client.get(changelist_url(model)).content.decode()
     for obj in (world.mine[model], world.theirs[model]):
         assert change_url(obj) in listing, obj

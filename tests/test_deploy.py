@@ -23,6 +23,7 @@ from jobs import enqueue
 from jobs.models import Job, Outcome, Status
 from reports.models import Report
 from reports.services import report_signed_url
+from tests.jobs.helpers import status_of
 from tests.support import FAST_ENGINE_ENV, ROOT, Process, database_url, free_port, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -42,10 +43,6 @@ def procfile_process(name: str, redis_url: str, *extra: str, env=None) -> Proces
     argv = shlex.split(procfile()[name])
     assert argv[:2] == ["python", "manage.py"], argv
     return Process(*argv[2:], *extra, redis_url=redis_url, env={**FAST_ENGINE_ENV, **(env or {})})
-
-
-def status_of(job) -> str:
-    return Job.objects.values_list("status", flat=True).get(pk=job.pk)
 
 
 def test_the_procfile_names_web_worker_scheduler_and_release():

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from tests.support import ROOT
 
@@ -37,10 +36,9 @@ def test_every_queue_uses_the_json_serializer(settings):
 
 
 @pytest.mark.django_db
-def test_the_rq_dashboard_is_for_superusers_only(client, alice):
+def test_the_rq_dashboard_is_for_superusers_only(client, alice, root):
     client.force_login(alice)
     assert client.get("/admin/rq/").status_code == 403
-    root = get_user_model().objects.create_superuser("root", password="pw")
     client.force_login(root)
     assert client.get("/admin/rq/").status_code == 200
 

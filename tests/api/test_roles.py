@@ -75,8 +75,7 @@ def test_it_reads_the_makers_role_at_each_request(writer, alice, acme):
     assert writer.post("/api/v1/jobs", {"kind": "diagnostics.ping"}).status_code == 201
 
 
-def test_it_lets_a_superusers_token_write_without_a_membership(make_token, acme):
-    root = get_user_model().objects.create_superuser("root", password="pw")
+def test_it_lets_a_superusers_token_write_without_a_membership(make_token, acme, root):
     _, secret = make_token(user=root)
     response = Caller(Client(), secret).post("/api/v1/jobs", {"kind": "diagnostics.ping"})
     assert response.status_code == 201, response.content

@@ -7,13 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
 from jobs import enqueue
 from jobs.models import Job, Status
-from tenants.models import Membership, Role
 from tests.support import FAST_ENGINE_ENV, HttpReceiver, Process, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,10 +55,8 @@ def progress_of(page, job: Job) -> int:
 
 
 def test_it_shows_an_operator_their_tenants_live_jobs_and_audits_a_retry(
-        browser_page, live_server, worker, acme, globex):
+        browser_page, live_server, worker, acme, globex, olga):
     page = browser_page
-    olga = get_user_model().objects.create_user("olga", password="olga-pw-1", is_staff=True)
-    Membership.objects.create(user=olga, tenant=acme, role=Role.OPERATOR)
     theirs = enqueue("diagnostics.ping", tenant=globex, payload={})
     long_running = enqueue("diagnostics.ping", tenant=acme, payload={"seconds": 10, "steps": 10})
     failing = enqueue("diagnostics.ping", tenant=acme, payload={"fail_times": 3})
@@ -134,7 +130,7 @@ def test_it_lets_a_tenant_admin_add_an_endpoint_see_its_secret_once_and_follow_d
     try:
         page.goto(f"{live_server.url}/admin/login/?next=/admin/webhooks/webhookendpoint/add/")
         page.fill("#id_username", "alice")
-        page.fill("#id_password", "pw-alice")
+        page.fill("#id_password", "alice-pw-1")
         page.click("input[type=submit]")
         page.wait_for_url("**/webhookendpoint/add/")
         page.select_option("#id_tenant", str(acme.pk))

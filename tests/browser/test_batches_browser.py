@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from jobs import batches
 from jobs.models import Job, Status
-from tenants.models import Membership, Role, Tenant
+from tenants.models import Tenant
 from tests.browser.test_admin_browser import browser_page, shoot  # noqa: F401 (fixture)
 from tests.jobs import kinds  # noqa: F401  (registers the test kinds)
 from tests.jobs.helpers import work
@@ -15,10 +14,9 @@ from tests.jobs.helpers import work
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_tenant_admin_sees_where_a_chain_stopped_and_pauses_the_tenant(browser_page, live_server, acme, globex):
+def test_a_tenant_admin_sees_where_a_chain_stopped_and_pauses_the_tenant(browser_page, live_server, acme, globex,
+                                                                          alice):
     page = browser_page
-    nina = get_user_model().objects.create_user("nina", password="nina-pw-1", is_staff=True)
-    Membership.objects.create(user=nina, tenant=acme, role=Role.ADMIN)
     chain = batches.chain_enqueue(tenant=acme, name="Nightly pipeline", steps=[
         ("tests.echo", {"text": "extract"}), ("tests.steered", {"plan": ["give_up"]}), ("tests.echo", {"text": "load"})])
     batches.batch_enqueue(kind="tests.echo", tenant=acme, name="Import 2026-12",
@@ -27,8 +25,8 @@ def test_a_tenant_admin_sees_where_a_chain_stopped_and_pauses_the_tenant(browser
     work()
 
     page.goto(f"{live_server.url}/admin/login/?next=/admin/jobs/batch/")
-    page.fill("#id_username", "nina")
-    page.fill("#id_password", "nina-pw-1")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-pw-1")
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/jobs/batch/")
     listing = page.locator("#result_list")

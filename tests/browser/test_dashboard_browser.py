@@ -4,7 +4,6 @@ record's, a failed job's page says what it is, "Requeue" retries it (a worker ru
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from django_rq.settings import get_queues_map
 from playwright.sync_api import expect
 
@@ -18,9 +17,8 @@ from tests.jobs.helpers import work
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_superuser_requeues_and_empties_through_the_dashboard(browser_page, live_server, acme):
+def test_a_superuser_requeues_and_empties_through_the_dashboard(browser_page, live_server, acme, root):
     page = browser_page
-    get_user_model().objects.create_superuser("root", "root@example.com", "root-pw-1")
     failed = enqueue("tests.steered", tenant=acme, payload={"plan": ["give_up", "succeed"]})
     work()
     transport.scheduler_beat("scheduler-1")

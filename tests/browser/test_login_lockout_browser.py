@@ -22,7 +22,7 @@ def test_it_shows_a_locked_out_account_the_wait_in_the_admin_s_look(browser_page
         submit_login(page, live_server, "alice", "not-her-password")
         expect(page.locator(".errornote")).to_contain_text("Please enter the correct username and password")
 
-    submit_login(page, live_server, "alice", "pw-alice")
+    submit_login(page, live_server, "alice", "alice-pw-1")
 
     expect(page.locator(".errornote")).to_have_text(
         "Too many failed logins for this account. Try again in 15 minutes.", use_inner_text=True)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 import requests
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from jobs import enqueue
 from jobs.api.models import ApiToken
 from jobs.ops import probes
-from tenants.models import Membership, Role
 from tests.browser.test_admin_browser import browser_page, shoot  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,11 +22,9 @@ def log_in(page, live_server, username: str, password: str, next_url: str) -> No
     page.wait_for_url(f"**{next_url}")
 
 
-def test_a_tenant_admin_makes_uses_and_revokes_an_api_token(browser_page, live_server, acme, globex):
+def test_a_tenant_admin_makes_uses_and_revokes_an_api_token(browser_page, live_server, acme, globex, alice):
     page = browser_page
-    tara = get_user_model().objects.create_user("tara", password="tara-pw-1", is_staff=True)
-    Membership.objects.create(user=tara, tenant=acme, role=Role.ADMIN)
-    log_in(page, live_server, "tara", "tara-pw-1", "/admin/api/apitoken/add/")
+    log_in(page, live_server, "alice", "alice-pw-1", "/admin/api/apitoken/add/")
     assert "Globex" not in page.locator("#id_tenant").inner_text()
     page.select_option("#id_tenant", label="Acme Corp")
     page.fill("#id_name", "billing service")
@@ -40,7 +36,7 @@ def test_a_tenant_admin_makes_uses_and_revokes_an_api_token(browser_page, live_s
     expect(page.locator(".breadcrumbs")).to_contain_text("API tokens")
     shoot(page, "api-token-once")
     token = ApiToken.objects.get(name="billing service")
-    assert secret not in (token.key_hash, token.prefix) and token.created_by == tara
+    assert secret not in (token.key_hash, token.prefix) and token.created_by == alice
 
     headers = {"Authorization": f"Bearer {secret}"}
     made = requests.post(f"{live_server.url}/api/v1/jobs", json={"kind": "diagnostics.ping", "payload": {}},
@@ -63,10 +59,10 @@ def test_a_tenant_admin_makes_uses_and_revokes_an_api_token(browser_page, live_s
     expect(page.locator("#result_list")).to_contain_text("Revoked")
 
 
-def test_the_admin_shows_a_banner_while_redis_is_unreachable(browser_page, live_server, redis_server, acme, settings):
+def test_the_admin_shows_a_banner_while_redis_is_unreachable(browser_page, live_server, redis_server, acme, root,
+                                                              settings):
     page = browser_page
     settings.OPS_REDIS_STATE_CACHE_SECONDS = 0  # each page looks again
-    get_user_model().objects.create_superuser("root", "root@example.com", "root-pw-1")
     log_in(page, live_server, "root", "root-pw-1", "/admin/")
     expect(page.locator("#redis-outage")).to_have_count(0)
     redis_server.stop()

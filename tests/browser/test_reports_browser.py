@@ -6,11 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from reports.models import Report
-from tenants.models import Membership, Role
 from tests.browser.test_admin_browser import SCREENSHOTS, browser_page, shoot  # noqa: F401 (fixture)
 from tests.support import FAST_ENGINE_ENV, Process
 
@@ -31,15 +29,13 @@ def report_worker(private_redis, settings, tmp_path):
 
 
 def test_a_member_requests_a_pdf_watches_it_finish_and_downloads_it(browser_page, live_server, report_worker, acme,
-                                                                     globex, tmp_path):
+                                                                     globex, victor, tmp_path):
     page = browser_page
-    mia = get_user_model().objects.create_user("mia", password="mia-pw-1", email="mia@acme.test", is_staff=True)
-    Membership.objects.create(user=mia, tenant=acme, role=Role.VIEWER)
 
     page.goto(f"{live_server.url}/reports/")
     page.wait_for_url("**/accounts/login/**")
-    page.fill("#id_username", "mia")
-    page.fill("#id_password", "mia-pw-1")
+    page.fill("#id_username", "victor")
+    page.fill("#id_password", "victor-pw-1")
     page.click("button[type=submit]")
     page.wait_for_url("**/reports/")
     page.click("text=New report")
@@ -76,7 +72,7 @@ def test_a_member_requests_a_pdf_watches_it_finish_and_downloads_it(browser_page
     text = subprocess.run(["pdftotext", str(saved), "-"], capture_output=True, text=True, check=True).stdout
     assert "<b>Audit</b> for the board" in text and "Acme Corp" in text
     report = Report.objects.get()
-    assert (report.requested_by, report.notify, report.rows) == (mia, True, 0)
+    assert (report.requested_by, report.notify, report.rows) == (victor, True, 0)
 
     page.goto(f"{live_server.url}/admin/reports/report/")
     expect(page.locator("#result_list")).to_contain_text("<b>Audit</b> for the board")

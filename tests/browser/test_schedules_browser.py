@@ -3,25 +3,21 @@ schedule reads in words with its next runs on Berlin's clock, "Run now" runs a r
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from jobs.models import AuditAction, AuditEvent
 from jobs.schedules.models import Schedule
-from tenants.models import Membership, Role
 from tests.browser.test_admin_browser import browser_page, shoot, worker  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_tenant_admin_adds_runs_and_pauses_a_schedule(browser_page, live_server, worker, acme, globex):
+def test_a_tenant_admin_adds_runs_and_pauses_a_schedule(browser_page, live_server, worker, acme, globex, alice):
     page = browser_page
-    sara = get_user_model().objects.create_user("sara", password="sara-pw-1", is_staff=True)
-    Membership.objects.create(user=sara, tenant=acme, role=Role.ADMIN)
 
     page.goto(f"{live_server.url}/admin/login/?next=/admin/schedules/schedule/add/")
-    page.fill("#id_username", "sara")
-    page.fill("#id_password", "sara-pw-1")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-pw-1")
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/schedules/schedule/add/")
     assert page.locator("#id_tenant option").all_inner_texts()[-1] == "Acme Corp"
@@ -65,5 +61,5 @@ def test_a_tenant_admin_adds_runs_and_pauses_a_schedule(browser_page, live_serve
     page.goto(f"{live_server.url}/admin/schedules/schedule/")
     expect(page.locator("#result_list")).to_contain_text("Paused")
     shoot(page, "schedule-list")
-    actions = set(AuditEvent.objects.filter(actor=sara).values_list("action", flat=True))
+    actions = set(AuditEvent.objects.filter(actor=alice).values_list("action", flat=True))
     assert actions == {AuditAction.SCHEDULE_ADD, AuditAction.SCHEDULE_RUN_NOW, AuditAction.SCHEDULE_PAUSE}

@@ -17,6 +17,11 @@ def work(*queues: str) -> None:
     worker.work(burst=True)
 
 
+def status_of(job: Job) -> str:
+    """The job's status as stored now: a worker in another process moves it, not this copy."""
+    return Job.objects.values_list("status", flat=True).get(pk=job.pk)
+
+
 def run_until_settled(job: Job, rounds: int = 10) -> Job:
     """Work and reconcile (which relays due retries) until the job is finished."""
     for _ in range(rounds):

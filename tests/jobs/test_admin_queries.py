@@ -11,12 +11,11 @@ from itertools import cycle
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Job, Status
-from tenants.models import Membership, Role, Tenant
+from tenants.models import Role, Tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -32,24 +31,16 @@ def initech(db) -> Tenant:
 
 
 @pytest.fixture
-def superuser(db):
-    return get_user_model().objects.create_superuser("root", password="pw-root")
-
-
-@pytest.fixture
-def dana(acme, globex):
+def dana(acme, globex, make_staff):
     """Staff of two tenants (operator of acme, viewer of globex): her rows come from both."""
-    user = get_user_model().objects.create_user("dana", password="pw-dana", is_staff=True)
-    Membership.objects.create(user=user, tenant=acme, role=Role.OPERATOR)
-    Membership.objects.create(user=user, tenant=globex, role=Role.VIEWER)
-    return user
+    return make_staff("dana", {acme: Role.OPERATOR, globex: Role.VIEWER})
 
 
 @pytest.fixture
-def viewer(request, superuser, alice, dana, acme, globex, initech):
+def viewer(request, root, alice, dana, acme, globex, initech):
     """(user, the tenants whose jobs they see; None is the system tenant) for each kind of viewer."""
     return {
-        "superuser": (superuser, [acme, globex, initech, None]),
+        "superuser": (root, [acme, globex, initech, None]),
         "staff of one tenant": (alice, [acme]),
         "staff of two tenants": (dana, [acme, globex]),
     }[request.param]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django_rq.settings import get_queues_map
 
@@ -17,11 +16,6 @@ from tests.jobs.helpers import work
 from tests.planted import data_blob, plant
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def root(db):
-    return get_user_model().objects.create_superuser("root", password="pw-root")
 
 
 @pytest.fixture

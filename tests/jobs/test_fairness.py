@@ -8,7 +8,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import connections
 from django.utils import timezone
@@ -16,7 +15,7 @@ from django.utils import timezone
 from jobs import enqueue, enqueue_many, relay, signals, transport
 from jobs.models import ACTIVE_STATUSES, AuditAction, AuditEvent, Job, Status
 from jobs.staff import staff_tenant_cancel_waiting, staff_tenant_pause, staff_tenant_resume
-from tenants.models import Membership, Role, Tenant
+from tenants.models import Tenant
 from tests.jobs import kinds  # noqa: F401  (registers the test kinds)
 from tests.jobs.helpers import work
 
@@ -134,13 +133,6 @@ def test_refills_racing_for_one_tenant_never_overshoot_its_limit(limited):
 
 
 # --- the kill switch -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def olga(acme):
-    user = get_user_model().objects.create_user("olga", password="pw", is_staff=True)
-    Membership.objects.create(user=user, tenant=acme, role=Role.OPERATOR)
-    return user
 
 
 def test_pausing_a_tenant_takes_its_jobs_back_and_starts_none_until_resumed(acme, globex, alice,

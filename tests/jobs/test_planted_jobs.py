@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django_rq.settings import get_queues_map
 
@@ -24,11 +23,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 TOKEN = "dashboard-token-" + "x" * 32
 CALLBACK = "tests.planted.touch_marker"
-
-
-@pytest.fixture
-def root(db):
-    return get_user_model().objects.create_superuser("root", password="pw-root")
 
 
 @pytest.fixture

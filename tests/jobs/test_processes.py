@@ -11,15 +11,12 @@ from django.db import transaction
 from jobs import enqueue
 from jobs.models import Batch, Job, Outcome, Status, Trigger
 from jobs.services import job_stop
+from tests.jobs.helpers import status_of
 from tests.support import FAST_ENGINE_ENV, Process, RedisServer, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 QUEUES = ("critical", "high", "default", "low")
-
-
-def status_of(job) -> str:
-    return Job.objects.values_list("status", flat=True).get(pk=job.pk)
 
 
 def worker(redis_url: str, *extra: str, env=None) -> Process:

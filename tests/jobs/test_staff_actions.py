@@ -110,9 +110,7 @@ def test_clean_deletes_only_finished_jobs_older_than_the_given_days(client, acme
     assert event.touched.get().job_id == old.pk  # the record of what was deleted outlives the rows
 
 
-def test_a_paused_queue_keeps_its_waiting_jobs_in_the_database_and_resume_hands_them_over(
-        client, acme, django_user_model):
-    root = django_user_model.objects.create_superuser("root", password="pw")
+def test_a_paused_queue_keeps_its_waiting_jobs_in_the_database_and_resume_hands_them_over(client, acme, root):
     client.force_login(root)
     queued = enqueue("tests.echo", tenant=acme, payload={"text": "before"})  # queue "high"
     assert transport.get_queue("high").count == 1

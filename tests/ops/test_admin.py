@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from jobs.ops.models import Incident
@@ -12,11 +11,6 @@ from jobs.ops.models import Incident
 pytestmark = pytest.mark.django_db
 
 LIST = "/admin/ops/incident/"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -29,9 +23,9 @@ def incidents() -> tuple[Incident, Incident]:
     return resolved, open_
 
 
-def test_it_lists_incidents_read_only_for_superusers(client, incidents):
+def test_it_lists_incidents_read_only_for_superusers(client, incidents, root):
     resolved, open_ = incidents
-    client.force_login(get_user_model().objects.create_superuser("root", password="pw"))
+    client.force_login(root)
     listing = client.get(LIST).content.decode()
     assert "150 job(s) failed in the last hour" in listing and "12000 job(s) waiting" in listing
     assert "1 h 0 min" in listing and "so far" in listing

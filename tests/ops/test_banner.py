@@ -3,7 +3,6 @@ waiting to be handed over (the user's tenants' only), and Redis asked once per f
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from jobs.models import Status
 from jobs.ops import probes
@@ -15,13 +14,8 @@ BANNER = 'id="redis-outage"'
 PAGES = ["/admin/", "/admin/jobs/job/", "/admin/jobs/job/queues/", "/admin/tenants/tenant/"]
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_it_shows_the_banner_with_the_waiting_count_on_every_admin_page_while_redis_is_down(
-        client, acme, globex, alice, redis_server):
+        client, acme, globex, alice, root, redis_server):
     jobs_in(acme, Status.PENDING, 2)
     jobs_in(globex, Status.PENDING, 3)
     jobs_in(acme, Status.QUEUED, 1)  # already in RQ: nothing to hand over
@@ -32,7 +26,7 @@ def test_it_shows_the_banner_with_the_waiting_count_on_every_admin_page_while_re
         assert BANNER in body, page
         assert "Redis is unreachable" in body and "<strong>2 job(s)</strong> of your tenants waiting" in body, page
 
-    client.force_login(get_user_model().objects.create_superuser("root", password="pw"))
+    client.force_login(root)
     body = client.get("/admin/jobs/job/").content.decode()
     assert "<strong>5 job(s)</strong> waiting to be handed over" in body
 

@@ -8,12 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from jobs.models import Attempt, AuditAction, AuditEvent, Job, Status
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
-from tenants.models import Membership, Role
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "reports"
 DAY = datetime.date(2026, 11, 2)  # a Monday, in the range every test asks for
@@ -78,14 +76,6 @@ def history(acme, globex, alice):
                                                   error="" if ok else "HTTP 503 from the endpoint")
         WebhookDelivery.objects.filter(pk=delivery.pk).update(created_at=at(attempt))
     return {"endpoint": endpoint, "secret": endpoint.secret}
-
-
-@pytest.fixture
-def viewer(acme):
-    user = get_user_model().objects.create_user("victor", password="pw-victor", is_staff=True,
-                                                email="victor@acme.test")
-    Membership.objects.create(user=user, tenant=acme, role=Role.VIEWER)
-    return user
 
 
 RANGE = {"start": "2026-11-01", "end": "2026-11-15"}  # the history, not the jobs the tests start

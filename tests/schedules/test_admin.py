@@ -7,31 +7,17 @@ from datetime import UTC, datetime
 
 import pytest
 import time_machine
-from django.contrib.auth import get_user_model
 
 from jobs import transport
 from jobs.models import AuditAction, AuditEvent, Job, Source
 from jobs.schedules.models import RunOutcome, Schedule, ScheduleRun
 from jobs.schedules.services import schedule_fire_due, schedule_save
-from tenants.models import Membership, Role
 from tests.jobs import kinds  # noqa: F401  (registers tests.echo)
 
 pytestmark = pytest.mark.django_db
 
 ADD = "/admin/schedules/schedule/add/"
 LIST = "/admin/schedules/schedule/"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def victor(acme):
-    user = get_user_model().objects.create_user("victor", password="pw", is_staff=True)
-    Membership.objects.create(user=user, tenant=acme, role=Role.VIEWER)
-    return user
 
 
 def form(for_tenant, **overrides) -> dict:

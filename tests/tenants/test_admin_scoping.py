@@ -18,18 +18,18 @@ def test_it_shows_staff_only_their_tenants_jobs(client, acme, globex, alice, cha
 
 
 @pytest.mark.django_db
-def test_system_jobs_are_for_superusers_only(client, alice, django_user_model):
+def test_system_jobs_are_for_superusers_only(client, alice, root):
     system = enqueue("tests.echo", tenant=None, payload={"text": "sys"})
     client.force_login(alice)
     assert system.short_id not in client.get("/admin/jobs/job/").content.decode()
-    client.force_login(django_user_model.objects.create_superuser("root", password="pw"))
+    client.force_login(root)
     assert system.short_id in client.get("/admin/jobs/job/").content.decode()
 
 
 @pytest.mark.django_db
-def test_jobs_cannot_be_added_or_edited_through_a_raw_admin_form(client, django_user_model, acme):
+def test_jobs_cannot_be_added_or_edited_through_a_raw_admin_form(client, root, acme):
     job = enqueue("tests.echo", tenant=acme, payload={"text": "x"})
-    client.force_login(django_user_model.objects.create_superuser("root", password="pw"))
+    client.force_login(root)
     assert client.get("/admin/jobs/job/add/").status_code == 403
     page = client.get(f"/admin/jobs/job/{job.pk}/change/")
     assert page.status_code == 200 and b'name="_save"' not in page.content

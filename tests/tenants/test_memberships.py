@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from jobs.models import AuditAction, AuditEvent
 from tenants.models import Membership, Role
@@ -9,8 +8,8 @@ from tenants.models import Membership, Role
 pytestmark = pytest.mark.django_db
 
 
-def test_it_lets_a_tenant_admin_add_a_member_by_username_and_records_it(client, acme, alice):
-    get_user_model().objects.create_user("dora", password="pw", is_staff=True)
+def test_it_lets_a_tenant_admin_add_a_member_by_username_and_records_it(client, acme, alice, make_staff):
+    make_staff("dora")
     client.force_login(alice)
     response = client.post("/admin/tenants/membership/add/", {"username": "dora", "tenant": acme.pk,
                                                               "role": Role.OPERATOR})

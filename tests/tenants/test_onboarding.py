@@ -81,8 +81,8 @@ def test_it_names_bad_onboarding_input_and_stores_nothing(acme):
     assert list(Tenant.objects.values_list("slug", flat=True)) == ["acme"] and not Job.objects.exists()
 
 
-def test_it_onboards_from_the_admin_add_form(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("root", password="pw"))
+def test_it_onboards_from_the_admin_add_form(client, root):
+    client.force_login(root)
     members = {"memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
     response = client.post("/admin/tenants/tenant/add/", {"name": "Initech", "slug": "initech",
                                                           "admin_email": "peter@initech.example", **members})
