@@ -221,7 +221,7 @@ RQ = {
     "COMMIT_MODE": "auto",
     "WORKER_CLASS": env.str("RQ_WORKER_CLASS", default="jobs.workers.TrackedWorker"),
     "JOB_CLASS": "jobs.transport.TrackedRQJob",
-    "SCHEDULER_CLASS": "jobs.scheduler.TrackedScheduler",
+    "SCHEDULER_CLASS": "jobs.scheduler_process.TrackedScheduler",
     "DEFAULT_RESULT_TTL": 600,
 }
 # The dashboard is mounted in config/urls.py behind a superuser check instead.

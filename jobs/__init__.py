@@ -21,6 +21,16 @@ if TYPE_CHECKING:
 
 __all__ = ["GiveUp", "RetryAfter", "Snooze", "enqueue", "enqueue_many", "job_kind"]
 
+# Reading order of the engine (the README's architecture has the picture):
+#   registry (`@job_kind`, schemas) -> models (Job, Attempt, transitions) -> services (enqueue, cancel, retry)
+#   -> relay (the one gate to RQ) -> transport (RQ and Redis) and rq_lockdown -> workers and runtime (claim,
+#   run, record) with postgres (their statements) -> reconciler -> scheduler_process (the clock) -> staff
+#   (audited actions) -> selectors -> admin and dashboard. Apps plug in through maintenance (cleaners, system
+#   schedules) and signals.
+#
+# `enqueue` imports the services when called: this package is loaded while Django registers its apps,
+# before any model may be imported.
+
 
 def enqueue(
     kind: str,

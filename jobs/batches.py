@@ -23,6 +23,7 @@ from django.utils import timezone
 from jobs import relay, services, signals
 from jobs.models import TERMINAL, UNFINISHED, WAITING, AuditAction, Batch, Job, Source, Status
 from jobs.registry import get_kind
+from jobs.staff import audit_event_record
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -186,8 +187,6 @@ def batches_repair(limit: int = 200) -> int:
 def batch_retry_failed(*, batch: Batch, user) -> list:
     """Retry the failed members (of a chain: its failed step, and the steps it stopped wait again); the
     batch reopens, and its callback fires again when the members have finished."""
-    from jobs.staff import audit_event_record
-
     with transaction.atomic():
         failed = list(Job.objects.filter(batch=batch, status=Status.FAILED).order_by("batch_position", "pk")
                       .values_list("pk", "batch_position"))

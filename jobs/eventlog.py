@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from jobs.registry import get_kind
+
 events = logging.getLogger("jobs.events")
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -118,8 +120,6 @@ def jobs_created(jobs: list) -> None:
     """The creation lines of freshly stored jobs (after their commit), with the payload redacted."""
     if not events.isEnabledFor(logging.INFO) or not jobs:
         return
-    from jobs.registry import get_kind
-
     sensitive = get_kind(jobs[0].kind).sensitive
     for job in jobs:
         _emit(_fields(job.pk, job.tenant_id, job.kind, job.status, job.attempts, job.request_id, None,

@@ -26,8 +26,7 @@ def ping(ctx, *, seconds: float = 0.0, steps: int = 1, fail_times: int = 0) -> d
 @job_kind("jobs.staff_action", queue="high", max_attempts=2, timeout=3600, backoff=5.0)
 def staff_action(ctx, *, event: int, days: int | None = None) -> dict:
     """Carry out a staff action on a large selection of jobs (recorded as an audit event), with progress."""
-    from jobs import staff
-    from jobs.admin import job_changelist_queryset
+    from jobs import selectors, staff
     from jobs.models import AuditEvent
 
     record = AuditEvent.objects.select_related("actor").get(pk=event)
@@ -35,13 +34,14 @@ def staff_action(ctx, *, event: int, days: int | None = None) -> dict:
     try:
         if actor is None or not actor.is_active or not actor.is_staff:
             raise PermissionError(f"{record.actor_name} can no longer act as staff; nothing was done.")
-        jobs = job_changelist_queryset(user=actor, selection=record.selection)
+        jobs = selectors.job_selection(user=actor, selection=record.selection)
         record = staff.staff_jobs_act(
             action=record.action, user=actor, jobs=jobs, days=days, event=record,
             progress=lambda seen, total: ctx.progress(100 * seen / total, f"{seen} of {total} jobs"),
         )
     except Exception as exc:
-        final = isinstance(exc, PermissionError) or ctx.attempt.number >= ctx.job.max_attempts
+        # A refused actor or a selection the job list does not know will not change on a second attempt.
+        final = isinstance(exc, (PermissionError, ValueError)) or ctx.attempt.number >= ctx.job.max_attempts
         staff.staff_action_failed(event=record, error=f"{type(exc).__name__}: {exc}", final=final)
         raise
     return {"done": record.done, "skipped": record.skipped, "refused": record.refused, "outcome": record.outcome}

@@ -15,6 +15,8 @@ from django.db.models import CharField, Q
 from django.db.models.functions import Cast, Right
 from django.utils import timezone
 
+from jobs import eventlog
+
 
 _last_id_time = (0, 0)  # (milliseconds, sequence) of this process's latest id
 
@@ -142,8 +144,6 @@ class JobQuerySet(models.QuerySet["Job"]):
     def transition_logged(self, to: str, *, reason: str = "", **fields) -> int:
         """`transition`, with a state-change log line per moved row (jobs.eventlog): for the rarer paths
         (recoveries, holds, chain stops), as it reads and locks the rows first when logging is on."""
-        from jobs import eventlog
-
         if not eventlog.events.isEnabledFor(logging.INFO):
             return self.transition(to, **fields)
         with transaction.atomic():

@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from jobs import eventlog, statements, transport
+from jobs import eventlog, postgres, transport
 from jobs.models import ACTIVE_STATUSES, Job, QueueState, Status, error_fingerprint
 from jobs.registry import kind_caps, kind_rates
 from tenants.models import Tenant
@@ -342,8 +342,8 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
         kind_room.update(granted)
         if room <= 0:
             picked = []
-        elif statements.supported():
-            picked = statements.refill_pick(tenant_id=tenant_id, now=now, room=room, queues=list(settings.RQ_QUEUES),
+        elif postgres.supported():
+            picked = postgres.refill_pick(tenant_id=tenant_id, now=now, room=room, queues=list(settings.RQ_QUEUES),
                                             paused=sorted(paused_queues()), kind_room=kind_room,
                                             held_message=HELD_AT_LIMIT)
         else:
@@ -363,7 +363,7 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
 
 
 def _tenant_state(tenant_id: int, now, enough: int = 1) -> dict | None:
-    row = statements.tenant_state(tenant_id=tenant_id, now=now, enough=enough)
+    row = postgres.tenant_state(tenant_id=tenant_id, now=now, enough=enough)
     if row is None:
         return None
     return dict(zip(("paused_at", "concurrency_limit", "slug", "busy", "waiting"), row, strict=True))

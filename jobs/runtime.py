@@ -26,7 +26,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from rq.timeouts import JobTimeoutException
 
-from jobs import eventlog, signals, statements
+from jobs import eventlog, postgres, signals
 from jobs.exceptions import GiveUp, RetryAfter, Snooze
 from jobs.models import Attempt, Job, Outcome, QueueState, Status, Trigger, error_fingerprint
 from jobs.registry import Kind, get_kind
@@ -155,8 +155,8 @@ def forget_stop_request(job_id: str) -> None:
 def attempt_claim(*, job_id: str, worker: WorkerIdentity) -> Claim | None:
     """Start the next attempt of a queued job, or return None when there is nothing to claim."""
     asked_at = timezone.now()
-    if statements.supported():
-        claimed = statements.claim(job_id=job_id, worker_name=worker.name, hostname=worker.hostname, pid=worker.pid)
+    if postgres.supported():
+        claimed = postgres.claim(job_id=job_id, worker_name=worker.name, hostname=worker.hostname, pid=worker.pid)
     else:
         # One machine's clock (SQLite): nothing to disagree with.
         claimed = _claim_with_orm(job_id, asked_at, worker)
@@ -260,8 +260,8 @@ def attempt_finish(*, claim: Claim, result: AttemptResult, retry_trigger: str = 
         "error_message": result.error_message,
         "traceback": result.traceback,
     }
-    if statements.supported():
-        moved = statements.finish(attempt=attempt, ended_at=now, outcome_fields=outcome_fields, status=status,
+    if postgres.supported():
+        moved = postgres.finish(attempt=attempt, ended_at=now, outcome_fields=outcome_fields, status=status,
                                   job_fields=fields)
     else:
         moved = _finish_with_orm(attempt, job, now, outcome_fields, status, fields)

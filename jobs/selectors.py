@@ -1,21 +1,27 @@
-"""Tenant-scoped reads for the staff pages: queue overview, throughput, failure groups, a job's story.
+"""Tenant-scoped reads for the staff pages: the job list's selection and search, queue overview,
+throughput, failure groups, a job's story.
 
 Every query here is bounded by an index: unfinished rows (few), failed or finished rows of the last
 24 hours (the status/updated_at index), failure fingerprints (a partial index). None counts the table.
 """
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Count, Max, Min, Q, QuerySet
-from django.db.models.functions import TruncHour
+from django.db.models import Count, Max, Min, Q, QuerySet, TextField
+from django.db.models.functions import Cast, TruncHour
+from django.http import QueryDict
 from django.utils import timezone
 
 from jobs import transport
-from jobs.models import UNFINISHED, AuditEvent, AuditEventJob, Job, QueueState, Status
+from jobs.models import (
+    SHORT_ID_LENGTH, UNFINISHED, AuditEvent, AuditEventJob, Job, QueueState, Status, short_id_expression,
+)
 from tenants.models import Role, Tenant
 from tenants.selectors import tenant_ids_with_role, tenant_list_for_user
 
@@ -27,6 +33,69 @@ def job_list_for_user(*, user) -> QuerySet[Job]:
     if user.is_superuser:
         return Job.objects.all()
     return Job.objects.filter(tenant_id__in=tenant_ids_with_role(user=user, role=Role.VIEWER))
+
+
+def job_search(jobs: QuerySet[Job], term: str) -> QuerySet[Job]:
+    """The jobs a search term finds: a full id, an 8-character short id, or text in the kind, payload or error."""
+    term = term.strip()
+    if not term:
+        return jobs
+    try:
+        return jobs.filter(pk=UUID(term))
+    except ValueError:
+        pass
+    if re.fullmatch(rf"[0-9a-fA-F]{{{SHORT_ID_LENGTH}}}", term):
+        # Served by the job_short_id expression index.
+        by_short_id = jobs.annotate(short_id_text=short_id_expression()).filter(short_id_text=term.lower())
+        if by_short_id.exists():
+            return by_short_id
+    text = Q(kind__icontains=term) | Q(last_error__icontains=term) | Q(payload_text__icontains=term)
+    return jobs.annotate(payload_text=Cast("payload", TextField())).filter(text)
+
+
+# What the Jobs admin's list filters on, by query-string parameter: its list filters' own parameters
+# (status, tenant, created date, pinned as Django's filters name them; kind, queue, error as ours do)
+# and the filters the queues and triage pages link with.
+FIELD_LOOKUPS = frozenset({"status__exact", "status__in", "tenant__id__exact", "tenant__isnull", "created_at__gte",
+                           "created_at__lt", "created_at__isnull", "pinned__exact", "pinned__isnull",
+                           "error_fingerprint"})
+OWN_FILTERS = {
+    "kind": lambda jobs, value: jobs.filter(kind=value),
+    "queue": lambda jobs, value: jobs.filter(queue=value),
+    "has_error": lambda jobs, value: {"yes": jobs.exclude(last_error=""), "no": jobs.filter(last_error="")}.get(
+        value, jobs),
+    "q": job_search,
+}
+def _lookup_value(name: str, value: str):
+    # As the admin reads its filters' parameters: a list for `__in`, a yes or no for `__isnull`.
+    if name.endswith("__in"):
+        return value.split(",")
+    if name.endswith("__isnull"):
+        return value.lower() not in ("", "false", "0")
+    return value
+
+
+# The page, the order, and where the admin returns after a change: they select nothing.
+NOT_FILTERS = frozenset({"p", "o", "_changelist_filters"})
+
+
+def job_selection(*, user, selection: str) -> QuerySet[Job]:
+    """The jobs the Jobs admin lists for `user` under `selection`, its query string: filters, search and
+    the user's scope as they are now. A large action replays its selection here, in a worker, so it acts
+    on exactly what was confirmed, under the actor's current permissions. An unknown parameter is a
+    ValueError (the admin refuses it too)."""
+    jobs = job_list_for_user(user=user)
+    for name, values in QueryDict(selection).lists():
+        value = values[-1]
+        if name in NOT_FILTERS:
+            continue
+        if name in OWN_FILTERS:
+            jobs = OWN_FILTERS[name](jobs, value)
+        elif name in FIELD_LOOKUPS:
+            jobs = jobs.filter(**{name: _lookup_value(name, value)})
+        else:
+            raise ValueError(f"The job list has no filter {name!r}.")
+    return jobs
 
 
 @dataclass

@@ -15,7 +15,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from jobs import relay as relay_module
-from jobs import eventlog, signals, statements, transport
+from jobs import eventlog, postgres, signals, transport
 from jobs.models import TERMINAL, WAITING, Attempt, Job, Source, Status, Trigger, new_job_id
 from jobs.registry import Kind, get_kind
 from tenants.models import Tenant
@@ -144,8 +144,8 @@ def jobs_insert(jobs: list[Job]) -> None:
 
 
 def _insert(jobs: list[Job]) -> None:
-    if statements.supported():
-        statements.insert_jobs(jobs)
+    if postgres.supported():
+        postgres.insert_jobs(jobs)
     else:
         Job.objects.bulk_create(jobs, batch_size=1000)
     if eventlog.events.isEnabledFor(logging.INFO):

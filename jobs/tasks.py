@@ -4,6 +4,7 @@ rq-scheduler entry (workers refuse it)."""
 from __future__ import annotations
 
 from jobs import runtime
+from jobs.schedules.services import schedule_fire_due
 
 
 def run_job(job_id: str) -> dict[str, str]:
@@ -20,6 +21,4 @@ def run_job(job_id: str) -> dict[str, str]:
 
 def fire_schedule(schedule_id: int) -> int:
     """Fire what is due of the schedule whose rq-scheduler entry came due; returns how many runs it made."""
-    from jobs.schedules.services import schedule_fire_due
-
     return len(schedule_fire_due(schedule_id=schedule_id))

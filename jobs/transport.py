@@ -259,7 +259,7 @@ def acquire_lock(name: str, *, ttl: float) -> bool:
 
 # --- rq-scheduler entries for cron schedules ---------------------------------------------------------
 # One entry per enabled schedule, under a stable id, set to the schedule's next fire time. When it comes
-# due the scheduler process fires the schedule from the database (jobs.scheduler); no worker ever runs
+# due the scheduler process fires the schedule from the database (jobs.scheduler_process); no worker ever runs
 # the entry, so its function is not on the workers' allowlist.
 
 SCHEDULE_ENTRY_FUNCTION = "jobs.tasks.fire_schedule"

@@ -9,10 +9,11 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 
+from jobs.admin.html import progress_html
 from reports.models import Report
 from reports.registry import report_type_title
 from reports.selectors import report_list_for_user, report_types_for_user
-from tenants.admin import ScopedTenantFilter, TenantScopedAdmin
+from tenants.scoped_admin import ScopedTenantFilter, TenantScopedAdmin
 
 
 @admin.register(Report)
@@ -49,8 +50,6 @@ class ReportAdmin(TenantScopedAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_display(self, report: Report) -> str:
-        from jobs.admin import progress_html
-
         if report.is_finished or report.job is None:
             return report.get_state_display()
         return format_html("{} {}", report.get_state_display(), progress_html(report.job))

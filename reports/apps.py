@@ -15,7 +15,6 @@ class ReportsConfig(AppConfig):
 
         # Every installed app's `report_types` module registers its report types (ours: the built-ins).
         autodiscover_modules("report_types")
-        if report_delete_expired not in maintenance.EXTRA_CLEANERS:
-            maintenance.EXTRA_CLEANERS.append(report_delete_expired)
+        maintenance.cleaner_register("reports", report_delete_expired)
         signals.job_failed.connect(receivers.report_job_failed, dispatch_uid="reports.job_failed")
         signals.job_cancelled.connect(receivers.report_job_cancelled, dispatch_uid="reports.job_cancelled")

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from django.conf import settings
+from django.template.loader import render_to_string
 
 from reports.models import ReportFormat
+from reports.pdf import pdf_write
 from reports.registry import Chart, ReportData, Table
 
 # on_rows(table index, rows written in that table so far): called every PROGRESS_EVERY rows and at a table's end.
@@ -44,8 +46,6 @@ def write_report(data: ReportData, *, fmt: str, out: BinaryIO, meta: dict[str, A
     """Write `data` as `fmt` to the binary file `out`; `meta` (type, title, tenant, time, parameters)
     heads the JSON document, a zip's manifest and the PDF, which states the parameters as `described`."""
     if fmt == ReportFormat.PDF:
-        from reports.pdf import pdf_write
-
         rows = _write_pdf(data, out=out, meta=meta, described=described, on_rows=on_rows,
                           render=render_pdf or pdf_write)
         return Written(rows, "pdf", "application/pdf")
@@ -189,8 +189,6 @@ class PdfTable:
 
 def _write_pdf(data: ReportData, *, out: BinaryIO, meta: dict[str, Any], described: Sequence[tuple[str, str]],
                on_rows: RowsCallback, render: Callable[[str, BinaryIO], None]) -> int:
-    from django.template.loader import render_to_string
-
     limit = settings.REPORTS_PDF_MAX_ROWS
     tables, rows = [], 0
     for index, table in enumerate(data.tables):

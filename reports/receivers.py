@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from reports.registry import report_types
+from reports.services import report_mark_ended
 
 
 def _report_id(job) -> str | None:
@@ -11,14 +12,10 @@ def _report_id(job) -> str | None:
 
 
 def report_job_failed(sender, *, job, **kwargs) -> None:
-    from reports.services import report_mark_ended
-
     if report_id := _report_id(job):
         report_mark_ended(report_id=report_id, error=job.last_error or "The job failed.")
 
 
 def report_job_cancelled(sender, *, job, **kwargs) -> None:
-    from reports.services import report_mark_ended
-
     if report_id := _report_id(job):
         report_mark_ended(report_id=report_id, error="Cancelled.")

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from jobs.models import UNFINISHED, Attempt, AuditAction, AuditEvent, Job, Status
 from jobs.registry import kind_names
+from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
 from reports.models import ReportFormat
 from reports.registry import Chart, ReportData, Table, report_type
 from tenants.models import Membership, Role
@@ -221,8 +222,6 @@ def job_table(jobs: QuerySet[Job]) -> Table:
 
 
 if apps.is_installed("jobs.webhooks"):
-    from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
-
     @report_type("webhooks.deliveries", title="Webhook deliveries", parameters=DateRange)
     def webhook_deliveries(*, tenant, params) -> ReportData:
         """Per endpoint: delivery attempts, success rate, last failure; then every failed attempt."""
@@ -288,8 +287,6 @@ def tenant_data(*, tenant, params) -> ReportData:
         Table("memberships", "Members", ["username", "email", "role", "created_at"], rows=lambda: members.iterator()),
     ]
     if apps.is_installed("jobs.webhooks"):
-        from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
-
         # Named columns, never the model: the signing secrets stay out of every export.
         endpoints = WebhookEndpoint.objects.filter(tenant=tenant).order_by("pk").values_list(
             "id", "url", "description", "events", "active", "created_at", "last_success_at", "disabled_at",

@@ -21,6 +21,7 @@ from django.utils.html import strip_tags
 from django.utils.text import slugify
 
 from jobs import enqueue
+from jobs.mail.services import email_send
 from jobs.models import Source
 from reports.formats import write_report
 from reports.models import Report, ReportState
@@ -192,8 +193,6 @@ def report_from_signed(*, token: str) -> Report | None:
 
 
 def _email_link(report: Report) -> None:
-    from jobs.mail.services import email_send
-
     user = report.requested_by
     if user is None or not user.email:
         return

@@ -17,7 +17,10 @@ from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
 
 from jobs import enqueue
+from jobs.mail.services import email_send
 from jobs.models import Job, Source
+from jobs.webhooks.destination import DestinationRefused, destination_check
+from jobs.webhooks.models import WebhookEndpoint
 from tenants.models import Membership, Role, Tenant
 
 ONBOARD_KIND = "tenants.onboard"
@@ -56,8 +59,6 @@ def tenant_onboarding_payload(*, admin_email: str, admin_username: str = "", web
     if existing is not None and existing.email.lower() != admin_email.strip().lower():
         errors["admin_username"] = [f"The username {username!r} belongs to another account."]
     if webhook_url:
-        from jobs.webhooks.destination import DestinationRefused, destination_check
-
         try:
             destination_check(webhook_url)
         except DestinationRefused as exc:
@@ -97,8 +98,6 @@ def _first_admin(tenant: Tenant, *, admin_email: str, admin_username: str, **_) 
 
 
 def _welcome_email(tenant: Tenant, *, admin_username: str, **_) -> None:
-    from jobs.mail.services import email_send
-
     account = get_user_model().objects.get(username=admin_username)
     link = reverse("password_reset_confirm", kwargs={"uidb64": urlsafe_base64_encode(force_bytes(account.pk)),
                                                      "token": default_token_generator.make_token(account)})
@@ -112,8 +111,6 @@ def _welcome_email(tenant: Tenant, *, admin_username: str, **_) -> None:
 
 
 def _default_webhook(tenant: Tenant, *, webhook_url: str, **_) -> None:
-    from jobs.webhooks.models import WebhookEndpoint
-
     if webhook_url:
         WebhookEndpoint.objects.get_or_create(tenant=tenant, url=webhook_url, defaults={
             "description": "Created at onboarding: failed jobs", "events": ["job.failed"]})

@@ -34,7 +34,7 @@ from jobs.staff import JOB_ACTIONS
 from jobs.ops.models import Incident
 from jobs.schedules.models import Schedule
 from reports.models import Report
-from tenants.admin import TenantScopedAdmin
+from tenants.scoped_admin import TenantScopedAdmin
 from tenants.models import Membership, Role, Tenant
 from tests.jobs import kinds  # noqa: F401  (registers tests.echo)
 

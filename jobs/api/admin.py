@@ -9,7 +9,7 @@ from django.utils.html import format_html
 
 from jobs.api.models import ApiToken
 from jobs.api.services import api_token_create, api_token_revoke
-from tenants.admin import ScopedTenantFilter, TenantScopedAdmin
+from tenants.scoped_admin import ScopedTenantFilter, TenantScopedAdmin
 from tenants.models import Role
 
 

@@ -13,7 +13,7 @@ from jobs.mail.models import EmailState, OutboundEmail
 from jobs.mail.services import email_resend
 from jobs.models import AuditAction
 from jobs.staff import audit_event_record
-from tenants.admin import RecordAdmin, ScopedTenantFilter
+from tenants.scoped_admin import RecordAdmin, ScopedTenantFilter
 from tenants.models import Role
 
 STATE_COLOURS = {EmailState.PENDING: "#6c757d", EmailState.SENDING: "#0a8aa8", EmailState.SENT: "#198754",

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +19,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from jobs import GiveUp, enqueue, enqueue_many
-from jobs.mail.models import UNSENT, EmailState, OutboundEmail
+from jobs.mail.models import SETTLED, UNSENT, EmailState, OutboundEmail
+from jobs.maintenance import delete_in_batches, retention_longest_days
 from jobs.models import UNFINISHED, Job, Source, Status, new_job_id
 
 logger = logging.getLogger(__name__)
@@ -300,3 +303,12 @@ def _close_quietly(connection) -> None:
         connection.close()
     except Exception:
         logger.warning("Closing the mail connection failed", exc_info=True)
+
+
+def emails_delete_expired(now: datetime) -> Counter:
+    """Retention for the ledger (a maintenance cleaner). A message's row is its guard against a second
+    send, so it is kept as long as any job could still ask for it: past the longest retention, and only
+    once settled."""
+    rows = OutboundEmail.objects.filter(created_at__lt=now - timedelta(days=retention_longest_days()),
+                                        state__in=SETTLED)
+    return delete_in_batches(rows, "tenant_id")

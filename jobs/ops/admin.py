@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from jobs.ops.models import Incident
-from tenants.admin import RecordAdmin
+from tenants.scoped_admin import RecordAdmin
 
 
 class IncidentStateFilter(admin.SimpleListFilter):

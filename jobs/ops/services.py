@@ -23,9 +23,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs import GiveUp, enqueue
+from jobs.mail.services import email_send
 from jobs.models import Source
 from jobs.ops import health
 from jobs.ops.models import CheckStreak, Incident
+from jobs.webhooks import destination, signing
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +121,6 @@ def incident_resolve(*, incident: Incident, check: health.Check, now: datetime, 
 
 def incident_notify(*, incident: Incident, event: str) -> None:
     """Store the email to the operators and the webhook job, in the caller's transaction."""
-    from jobs.mail.services import email_send
-
     subject, text = incident_message(incident=incident, event=event)
     if settings.OPS_ALERT_EMAILS:
         email_send(tenant=None, to=settings.OPS_ALERT_EMAILS, subject=subject, text=text,
@@ -153,8 +153,6 @@ def _minutes(incident: Incident) -> str:
 def alert_webhook_post(*, incident: Incident, event: str) -> dict[str, Any]:
     """POST one notice to OPS_ALERT_WEBHOOK_URL through the SSRF-safe webhook sender; the body of
     `ops.alert_webhook`. Signed like tenant webhooks when OPS_ALERT_WEBHOOK_SECRET is set."""
-    from jobs.webhooks import destination, signing
-
     url = settings.OPS_ALERT_WEBHOOK_URL
     if not url:
         raise GiveUp("OPS_ALERT_WEBHOOK_URL is not set (any more); nothing was sent.")
@@ -186,24 +184,3 @@ def alert_body(*, incident: Incident, event: str) -> dict[str, Any]:
             "resolution": incident.resolution,
         },
     }
-
-
-def alerts_schedule_ensure():
-    """The built-in system schedule of the alert check, every minute, made when a scheduler starts while
-    alerts are on (and again if deleted: pause it to stop it). Returns it, or None when alerts are off."""
-    from jobs.schedules.models import MisfirePolicy, Schedule
-    from jobs.schedules.services import schedule_save
-
-    if not settings.OPS_ALERTS_ENABLED:
-        return None
-    existing = Schedule.objects.filter(tenant=None, kind=ALERTS_KIND).order_by("pk").first()
-    if existing is not None:
-        return existing
-    # Missed minutes are skipped: a check of the past is no use.
-    schedule = Schedule(tenant=None, name=SCHEDULE_NAME, kind=ALERTS_KIND, payload={}, cron="* * * * *",
-                        timezone="UTC", misfire_policy=MisfirePolicy.SKIP)
-    try:
-        with transaction.atomic():
-            return schedule_save(schedule=schedule)
-    except IntegrityError:  # another scheduler made it a moment ago
-        return Schedule.objects.get(tenant=None, name=SCHEDULE_NAME)

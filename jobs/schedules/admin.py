@@ -9,13 +9,13 @@ from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from jobs.admin import status_badge_html
+from jobs.admin.html import status_badge_html
 from jobs.models import Job
 from jobs.registry import get_kind, kind_names, public_kind_names
 from jobs.schedules import cron
 from jobs.schedules.models import Schedule, ScheduleRun
 from jobs.schedules.services import schedule_delete, schedule_run_now, schedule_save, schedules_set_enabled
-from tenants.admin import ScopedTenantFilter, TenantScopedAdmin
+from tenants.scoped_admin import ScopedTenantFilter, TenantScopedAdmin
 from tenants.models import Role
 
 RECENT_RUNS = 10

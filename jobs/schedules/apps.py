@@ -12,5 +12,4 @@ class SchedulesConfig(AppConfig):
         from jobs import maintenance
         from jobs.schedules.services import schedule_runs_delete_expired
 
-        if schedule_runs_delete_expired not in maintenance.EXTRA_CLEANERS:
-            maintenance.EXTRA_CLEANERS.append(schedule_runs_delete_expired)
+        maintenance.cleaner_register("schedule_runs", schedule_runs_delete_expired)

@@ -9,6 +9,7 @@ database (at start and on every reconcile pass), so a lost or doubled entry chan
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from functools import partial
@@ -18,8 +19,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import transport
+from jobs import maintenance, transport
 from jobs.models import AuditAction, Source
+from jobs.services import job_enqueue
+from jobs.staff import audit_event_record
 from jobs.schedules import cron
 from jobs.schedules.models import MisfirePolicy, RunOutcome, Schedule, ScheduleRun
 
@@ -145,8 +148,6 @@ def _runs(count: int) -> str:
 
 
 def _fire_one(schedule: Schedule, fire_at: datetime, outcome: str, *, user=None) -> ScheduleRun:
-    from jobs.services import job_enqueue
-
     try:
         with transaction.atomic():  # a savepoint: a duplicate or a refused payload leaves the rest intact
             run = ScheduleRun.objects.create(schedule=schedule, fire_at=fire_at, outcome=outcome,
@@ -177,8 +178,6 @@ def _annotate(run: ScheduleRun, missed: int, note: str) -> None:
 
 
 def _audit(user, action: str, schedule: Schedule, outcome: str) -> None:
-    from jobs.staff import audit_event_record
-
     audit_event_record(user=user, action=action, tenant=schedule.tenant, target=f"schedule {schedule.name}",
                        outcome=outcome)
 
@@ -227,9 +226,28 @@ def schedules_sync() -> dict[str, int]:
     return {"set": len(to_set), "removed": len(to_remove)}
 
 
-def schedule_runs_delete_expired(now: datetime) -> dict[str, int]:
+def schedule_runs_delete_expired(now: datetime) -> Counter:
     """Retention for run records (a maintenance cleaner): kept as long as the longest job retention."""
-    from jobs.maintenance import delete_in_batches
+    cutoff = now - timedelta(days=maintenance.retention_longest_days())
+    return maintenance.delete_in_batches(ScheduleRun.objects.filter(fire_at__lt=cutoff), "schedule__tenant_id")
 
-    days = max(settings.JOBS_RETENTION_FAILED_DAYS, settings.JOBS_RETENTION_SUCCEEDED_DAYS)
-    return delete_in_batches(ScheduleRun.objects.filter(fire_at__lt=now - timedelta(days=days)), "schedule__tenant_id")
+
+def system_schedules_ensure() -> list[Schedule]:
+    """Make the registered system schedules (`maintenance.system_schedule_register`) that are missing and
+    wanted, when a scheduler starts; a deleted one comes back (pause it to stop it). Returns them."""
+    return [schedule for spec in maintenance.system_schedules() if spec.wanted()
+            if (schedule := system_schedule_ensure(spec)) is not None]
+
+
+def system_schedule_ensure(spec: maintenance.SystemSchedule) -> Schedule:
+    """The system schedule of `spec.kind`, made now if there is none."""
+    existing = Schedule.objects.filter(tenant=None, kind=spec.kind).order_by("pk").first()
+    if existing is not None:
+        return existing
+    schedule = Schedule(tenant=None, name=spec.name, kind=spec.kind, payload={}, cron=spec.cron_expression(),
+                        timezone="UTC", misfire_policy=spec.misfire_policy)
+    try:
+        with transaction.atomic():
+            return schedule_save(schedule=schedule)
+    except IntegrityError:  # another scheduler made it a moment ago
+        return Schedule.objects.get(tenant=None, name=spec.name)

@@ -18,7 +18,7 @@ from jobs.staff import audit_event_record
 from jobs.webhooks.destination import DestinationRefused, destination_check
 from jobs.webhooks.models import MessageState, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from jobs.webhooks.services import webhook_endpoint_rotate_secret, webhook_resend
-from tenants.admin import RecordAdmin, ScopedTenantFilter, TenantScopedAdmin
+from tenants.scoped_admin import RecordAdmin, ScopedTenantFilter, TenantScopedAdmin
 from tenants.models import Role
 from tenants.selectors import tenant_ids_with_role
 

@@ -9,6 +9,9 @@ class WebhooksConfig(AppConfig):
     verbose_name = "Webhooks"
 
     def ready(self) -> None:
+        from jobs import maintenance
         from jobs.webhooks import checks, events  # noqa: F401  (checks registers itself)
+        from jobs.webhooks.services import deliveries_delete_expired
 
         events.connect()
+        maintenance.cleaner_register("webhook_deliveries", deliveries_delete_expired)

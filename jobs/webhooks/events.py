@@ -5,6 +5,8 @@ import logging
 import time
 
 from jobs import signals
+from jobs.webhooks.models import WebhookEndpoint
+from jobs.webhooks.services import webhook_send
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +26,6 @@ def _announcer(event_type: str):
     def announce(sender, job, attempt=None, **kwargs) -> None:
         if job.tenant_id is None or job.kind in SILENT_KINDS or not _tenant_listens(job.tenant_id, event_type):
             return
-        from jobs.webhooks.services import webhook_send
-
         webhook_send(tenant=job.tenant, event_type=event_type, payload=job_summary(job, attempt))
 
     return announce
@@ -47,8 +47,6 @@ def _tenant_listens(tenant_id: int, event_type: str) -> bool:
     now = time.monotonic()
     cached = _listening.get(tenant_id)
     if cached is None or cached[0] < now:
-        from jobs.webhooks.models import WebhookEndpoint
-
         events: set[str] = set()
         every = False
         for subscribed in WebhookEndpoint.objects.filter(tenant_id=tenant_id, active=True).values_list("events", flat=True):

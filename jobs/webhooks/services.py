@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import timedelta
+from collections import Counter
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -14,9 +15,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import GiveUp, RetryAfter, enqueue
+from jobs.mail.services import email_send
+from jobs.maintenance import delete_in_batches
 from jobs.models import Source
 from jobs.webhooks import destination, signing
 from jobs.webhooks.models import MessageState, WebhookDelivery, WebhookEndpoint, WebhookMessage, new_secret
+from tenants.selectors import tenant_admin_emails
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +159,6 @@ def endpoint_disable(*, endpoint: WebhookEndpoint, reason: str, notify: bool = F
 
 
 def _notify_admins(endpoint: WebhookEndpoint, reason: str, now) -> None:
-    from jobs.mail.services import email_send
-    from tenants.selectors import tenant_admin_emails
-
     addresses = tenant_admin_emails(tenant=endpoint.tenant)
     if not addresses:
         logger.warning("Webhook endpoint %s disabled; tenant %s has no admin with an email address",
@@ -185,3 +186,9 @@ def _retry_after(reply: destination.Reply) -> float | None:
     except (TypeError, ValueError):
         return None
     return min(max(0.0, (when - timezone.now()).total_seconds()), RETRY_AFTER_MAX)
+
+
+def deliveries_delete_expired(now: datetime) -> Counter:
+    """Retention for delivery records (a maintenance cleaner): JOBS_RETENTION_DELIVERIES_DAYS."""
+    cutoff = now - timedelta(days=settings.JOBS_RETENTION_DELIVERIES_DAYS)
+    return delete_in_batches(WebhookDelivery.objects.filter(created_at__lt=cutoff), "message__tenant_id")

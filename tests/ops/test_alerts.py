@@ -15,7 +15,8 @@ from standardwebhooks.webhooks import Webhook
 
 from jobs import enqueue
 from jobs.mail.models import OutboundEmail
-from jobs.maintenance import CLEANUP_KIND, system_schedules_ensure
+from jobs.maintenance import CLEANUP_KIND
+from jobs.schedules.services import system_schedules_ensure
 from jobs.models import Job, Status
 from jobs.ops.models import CheckStreak, Incident
 from jobs.ops.services import ALERTS_KIND, WEBHOOK_KIND, alerts_check

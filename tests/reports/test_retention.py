@@ -25,7 +25,7 @@ def test_the_cleanup_deletes_expired_files_and_keeps_the_rest(client, acme, alic
 
     result = retention_cleanup()
 
-    assert result["reports.services"] == {"acme": 1}
+    assert result["reports"] == {"acme": 1}
     old.refresh_from_db()
     assert (old.state, old.path) == (ReportState.EXPIRED, "")
     assert not report_storage().exists(f"tenants/{acme.pk}/reports/{old.created_at:%Y/%m}/{old.pk}.csv")

@@ -15,7 +15,7 @@ from jobs.schedules.models import MisfirePolicy, RunOutcome, Schedule, ScheduleR
 from jobs.schedules.services import (
     schedule_delete, schedule_fire_due, schedule_save, schedules_set_enabled, schedules_sync,
 )
-from jobs.scheduler import TrackedScheduler
+from jobs.scheduler_process import TrackedScheduler
 from tests.jobs import kinds  # noqa: F401  (registers tests.echo)
 
 pytestmark = pytest.mark.django_db

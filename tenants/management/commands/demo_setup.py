@@ -10,8 +10,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import enqueue
+from jobs.mail.services import email_bulk, email_send
 from jobs.models import Job, Source
+from jobs.schedules.models import MisfirePolicy, Schedule
+from jobs.schedules.services import schedule_save
 from jobs.services import job_cancel
+from jobs.webhooks.models import WebhookEndpoint
+from jobs.webhooks.services import webhook_send
+from reports.services import report_request
 from tenants.models import Membership, Role, Tenant
 
 LOGINS = [
@@ -73,9 +79,6 @@ class Command(BaseCommand):
         self._built_in_work(acme)
 
     def _schedules(self, tenants) -> None:
-        from jobs.schedules.models import MisfirePolicy, Schedule
-        from jobs.schedules.services import schedule_save
-
         alice = get_user_model().objects.get(username="alice")
         for slug, name, cron, zone, policy, payload in [
             ("acme", "Health check every 5 minutes", "*/5 * * * *", "Europe/Berlin", MisfirePolicy.SKIP, {"steps": 3}),
@@ -88,10 +91,6 @@ class Command(BaseCommand):
                               user=alice if slug == "acme" else None)
 
     def _built_in_work(self, acme) -> None:
-        from jobs.mail.services import email_bulk, email_send
-        from jobs.webhooks.models import WebhookEndpoint
-        from jobs.webhooks.services import webhook_send
-
         email_send(tenant=acme, to=["alice@example.com"], template="notice", key="demo-notice", source=Source.CLI,
                    context={"subject": "Your weekly summary", "body": "Twelve jobs ran this week."})
         email_bulk(tenant=acme, template="notice", recipients=[f"customer{n}@example.com" for n in range(1, 21)],
@@ -104,8 +103,6 @@ class Command(BaseCommand):
         self._reports(acme)
 
     def _reports(self, acme) -> None:
-        from reports.services import report_request
-
         alice = get_user_model().objects.get(username="alice")
         today = timezone.localdate()
         report_request(tenant=acme, user=alice, type="jobs.activity", format="pdf", source=Source.CLI,

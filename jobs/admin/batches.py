@@ -6,10 +6,10 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from jobs.admin import progress_html, status_badge_html
+from jobs.admin.html import progress_html, status_badge_html
 from jobs.batches import batch_retry_failed
 from jobs.models import TERMINAL, Batch, Job, Status
-from tenants.admin import RecordAdmin, ScopedTenantFilter
+from tenants.scoped_admin import RecordAdmin, ScopedTenantFilter
 from tenants.models import Role
 
 MEMBERS_SHOWN = 200

@@ -1,9 +1,13 @@
-"""The two writes every attempt makes, as single SQL statements on PostgreSQL.
+"""The engine's hottest database work as single, prepared SQL statements on PostgreSQL.
 
-Claiming an attempt (job `queued -> running` plus the new Attempt row) and settling it (the Attempt's
-outcome plus the job's next state) are each one round trip and one commit here, instead of a
-transaction of several ORM statements; at worker speeds that is most of the mirror's cost. Other
-databases use the ORM versions in `jobs.runtime`, which behave the same.
+- `claim` and `finish`: the two writes every attempt makes (job `queued -> running` plus the new
+  Attempt row; the Attempt's outcome plus the job's next state), each one round trip and one commit
+  instead of a transaction of several ORM statements: at worker speeds most of the mirror's cost;
+- `insert_jobs`: storing new jobs, one prepared INSERT or COPY for thousands;
+- `tenant_state` and `refill_pick`: the relay's look at a tenant and its pick of held jobs to hand over.
+
+Other databases use the ORM versions in `jobs.runtime`, `jobs.services` and `jobs.relay`, which behave
+the same.
 """
 from __future__ import annotations
 

@@ -16,9 +16,9 @@ from django.conf import settings
 from django.db import close_old_connections
 from django_rq.queues import DjangoScheduler
 
-from jobs import maintenance, reconciler, tasks, transport
+from jobs import reconciler, tasks, transport
 from jobs.relay import relay
-from jobs.schedules.services import schedules_sync
+from jobs.schedules.services import schedules_sync, system_schedules_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class TrackedScheduler(DjangoScheduler):
                 try:
                     self.heartbeat()
                     if not synced:
-                        maintenance.system_schedules_ensure()
+                        system_schedules_ensure()
                         schedules_sync()  # this process's first look, whoever leads the passes
                         synced = True
                     # Every tick, not rq-scheduler's minute: a cron firing is due to the second.
