@@ -5,6 +5,7 @@ import pytest
 from jobs import enqueue, signals, transport
 from jobs.models import Attempt, Job, Outcome, Status, Trigger
 from jobs.services import job_cancel, job_retry
+from jobs.workers import TrackedSimpleWorker
 from tests.jobs import kinds
 from tests.jobs.helpers import count_queries, run_until_settled, work
 
@@ -198,3 +199,14 @@ def test_extra_payload_fields_reach_a_handler_that_takes_kwargs(acme):
     enqueue("tests.open_ended", tenant=acme, payload={"a": 1, "colour": "red"})
     work()
     assert seen == {"a": 1, "colour": "red"}
+
+
+def test_a_tracked_workers_command_listener_wakes_every_second():
+    # Stopping a worker (SIGTERM, the end of a burst) waits for the listener's current read of its command
+    # channel to end; RQ's own reads last a minute, and the suite spent minutes on them.
+    worker = TrackedSimpleWorker([transport.get_queue("default")], connection=transport.get_connection())
+    worker.subscribe()
+    try:
+        assert worker.pubsub_thread.sleep_time <= 1
+    finally:
+        worker.unsubscribe()
