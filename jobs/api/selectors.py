@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Count, Min, Prefetch, Q, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import Count, Min, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from jobs.models import SHORT_ID_LENGTH, UNFINISHED, Attempt, Job, QueueState, Status, short_id_expression
+from jobs.models import UNFINISHED, Attempt, Job, QueueState, Status
 from jobs.registry import Kind, get_kind, public_kind_names
+from jobs.selectors import job_search
 from tenants.models import Tenant
 
 _CURSOR_VERSION = b"\x01"
@@ -81,23 +81,8 @@ def _filtered(jobs: QuerySet[Job], filters: JobFilter) -> QuerySet[Job]:
     if filters.has_error is not None:
         jobs = jobs.exclude(last_error="") if filters.has_error else jobs.filter(last_error="")
     if filters.search.strip():
-        jobs = _searched(jobs, filters.search.strip())
+        jobs = job_search(jobs, filters.search)  # as the admin's search
     return jobs
-
-
-def _searched(jobs: QuerySet[Job], term: str) -> QuerySet[Job]:
-    """As the admin's search: a full id, an 8-character short id (indexed), or text in the kind, the
-    payload or the error."""
-    try:
-        return jobs.filter(pk=UUID(term))
-    except ValueError:
-        pass
-    if re.fullmatch(rf"[0-9a-fA-F]{{{SHORT_ID_LENGTH}}}", term):
-        by_short_id = jobs.annotate(short_id_text=short_id_expression()).filter(short_id_text=term.lower())
-        if by_short_id.exists():
-            return by_short_id
-    text = Q(kind__icontains=term) | Q(last_error__icontains=term) | Q(payload_text__icontains=term)
-    return jobs.annotate(payload_text=Cast("payload", TextField())).filter(text)
 
 
 def api_job_get(*, tenant: Tenant, job_id: UUID) -> Job:
