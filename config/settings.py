@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "jobs.ops.views.ProbeMiddleware",
     "jobs.eventlog.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -293,7 +294,10 @@ REPORTS_STORAGE = {
 }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # `collectstatic` (the Procfile's release step) copies them to STATIC_ROOT with compressed versions;
+    # the web process serves them itself (whitenoise). Not renamed by content: report PDFs, rendered by
+    # workers, name them as they are in the source.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
     "reports": REPORTS_STORAGE,
 }
 # Where a file is written before it is stored (None: the system's temporary folder).

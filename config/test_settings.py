@@ -8,3 +8,7 @@ SECURE_SSL_REDIRECT = False
 # Tests make users by the dozen and the login tests hash every attempt: PBKDF2, slow on purpose, would
 # spend most of a second on each. MD5 is fast, and fit only for throwaway test passwords.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The suite runs no collectstatic (tests/test_deploy.py does, for the web process as deployed): static files
+# are looked up where they are when asked for, as under DEBUG.
+WHITENOISE_AUTOREFRESH = True

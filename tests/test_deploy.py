@@ -135,14 +135,14 @@ class WebProcess:
     """The Procfile's web command (gunicorn with config/gunicorn.py) on a free loopback port, with the
     production settings; its stdout and stderr kept apart."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, **extra_env: str) -> None:
         self.port = free_port()
         self.stdout = tempfile.NamedTemporaryFile(prefix="jobs-test-web-", suffix=".out", delete=False)
         self.stderr = tempfile.NamedTemporaryFile(prefix="jobs-test-web-", suffix=".err", delete=False)
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false",
                "ALLOWED_HOSTS": "127.0.0.1", "DATABASE_URL": database_url(), "REDIS_URL": redis_url,
                "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": "1", "FORWARDED_ALLOW_IPS": "127.0.0.1",
-               "LOG_FORMAT": "json"}
+               "LOG_FORMAT": "json", **extra_env}
         argv = shlex.split(procfile()["web"])
         gunicorn = Path(sys.executable).with_name("gunicorn")
         self.popen = subprocess.Popen([str(gunicorn), *argv[1:]], cwd=ROOT, env=env, stdout=self.stdout,
@@ -156,12 +156,15 @@ class WebProcess:
             return False
 
     def get(self, path: str, **headers: str) -> tuple[int, dict[str, str]]:
+        status, headers, _ = self.fetch(path, **headers)
+        return status, headers
+
+    def fetch(self, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
             connection.request("GET", path, headers=headers)
             response = connection.getresponse()
-            response.read()
-            return response.status, dict(response.getheaders())
+            return response.status, dict(response.getheaders()), response.read()
         finally:
             connection.close()
 
@@ -230,3 +233,23 @@ def test_it_redirects_plain_http_to_https_but_not_the_probes_or_the_proxy_s_http
     assert web.get("/readyz")[0] in (200, 503)  # answered, not redirected
     status, headers = web.get("/accounts/login/", **{"X-Forwarded-Proto": "https"})
     assert status == 200 and headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_the_release_step_collects_static_files_that_the_web_process_serves_itself(private_redis, tmp_path):
+    # As deployed: the Procfile's release command, then its web command, with DEBUG off and no proxy rule.
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false", "SECRET_KEY": "x" * 50,
+           "DATABASE_URL": database_url(), "STATIC_ROOT": str(tmp_path / "static"),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # `python` is this virtualenv's
+    release = subprocess.run(procfile()["release"], shell=True, cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert release.returncode == 0, release.stderr
+    web = WebProcess(private_redis.url, STATIC_ROOT=str(tmp_path / "static"))
+    try:
+        proxied = {"X-Forwarded-Proto": "https"}
+        status, headers, body = web.fetch("/static/admin/css/base.css", **proxied)
+        assert status == 200 and headers["Content-Type"].startswith("text/css") and b"body" in body
+        status, headers, _ = web.fetch("/static/admin/css/base.css", **proxied, **{"Accept-Encoding": "gzip"})
+        assert status == 200 and headers.get("Content-Encoding") == "gzip"
+        assert web.get("/static/nothing-here.css", **proxied)[0] == 404
+    finally:
+        web.stop()
