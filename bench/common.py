@@ -29,6 +29,7 @@ def setup_django(redis_url: str) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("SECRET_KEY", "bench")
     os.environ["JOBS_LOG_LEVEL"] = "WARNING"
+    os.environ.setdefault("TRACKED_TASK_MODULES", "tasks")  # bench/tasks.py's Django task
     import django
 
     django.setup()

@@ -1,5 +1,7 @@
-"""What the benchmarks run: a no-op as a bare RQ function and as a tracked job kind."""
+"""What the benchmarks run: a no-op as a bare RQ function, as a tracked job kind and as a Django task."""
 from __future__ import annotations
+
+from django.tasks import task
 
 from jobs import job_kind
 
@@ -10,6 +12,12 @@ def noop(x: int) -> int:
 
 @job_kind("bench.noop", max_attempts=1, timeout=60)
 def tracked_noop(ctx, *, x: int) -> int:
+    return x + 1
+
+
+@task(max_attempts=1, timeout=60)
+def django_noop(x: int) -> int:
+    """bench.noop as a Django task (this module is in TRACKED_TASK_MODULES for the benchmarks)."""
     return x + 1
 
 

@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "jobs.tenancy.TenantContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tenants.logins.middleware.LoginLockoutMiddleware",
@@ -406,3 +407,21 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+
+# --- Django's tasks framework (`django.tasks`) runs on the engine (jobs.tasks_backend). ---
+# Every task is a tracked job kind named by its module path, on our queues; OPTIONS are the defaults of
+# the engine's options, which a task may set itself (`@task(max_attempts=5, timeout=60, backoff=2.0)`).
+TASKS = {
+    "default": {
+        "BACKEND": "jobs.tasks_backend.TrackedTaskBackend",
+        "QUEUES": list(RQ_QUEUES),
+        "OPTIONS": {"max_attempts": env.int("TASKS_MAX_ATTEMPTS", default=3),
+                    "timeout": env.int("TASKS_TIMEOUT", default=300),
+                    "backoff": env.float("TASKS_BACKOFF", default=10.0)},
+    },
+}
+# Tasks in installed apps may run; other modules' only when listed here (dotted module paths).
+TRACKED_TASK_MODULES = env.list("TRACKED_TASK_MODULES", default=[])
+# Whose work a request's tasks are: a dotted path to `resolver(request) -> Tenant | None`; the default
+# takes the signed-in user's tenant when they belong to exactly one (jobs.tenancy).
+TRACKED_TASK_TENANT_RESOLVER = env.str("TRACKED_TASK_TENANT_RESOLVER", default="jobs.tenancy.tenant_of_request")

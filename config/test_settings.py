@@ -12,3 +12,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The suite runs no collectstatic (tests/test_deploy.py does, for the web process as deployed): static files
 # are looked up where they are when asked for, as under DEBUG.
 WHITENOISE_AUTOREFRESH = True
+
+# The test suite's own Django tasks (tests/jobs/django_tasks.py), in no installed app.
+TRACKED_TASK_MODULES = ["tests.jobs.django_tasks"]

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from jobs.models import Job
 
-__all__ = ["GiveUp", "RetryAfter", "Snooze", "enqueue", "enqueue_many", "job_kind"]
+__all__ = ["GiveUp", "RetryAfter", "Snooze", "enqueue", "enqueue_many", "job_kind", "progress", "tenant_context"]
 
 # Reading order of the engine (the README's architecture has the picture):
 #   registry (`@job_kind`, schemas) -> models (Job, Attempt, transitions) -> services (enqueue, cancel, retry)
@@ -28,8 +28,8 @@ __all__ = ["GiveUp", "RetryAfter", "Snooze", "enqueue", "enqueue_many", "job_kin
 #   (audited actions) -> selectors -> admin and dashboard. Apps plug in through maintenance (cleaners, system
 #   schedules) and signals.
 #
-# `enqueue` imports the services when called: this package is loaded while Django registers its apps,
-# before any model may be imported.
+# The functions below import what they need when called: this package is loaded while Django registers
+# its apps, before any model may be imported.
 
 
 def enqueue(
@@ -56,3 +56,18 @@ def enqueue_many(kind: str, *, tenant, payloads, user=None, source: str = "view"
     from jobs.services import job_enqueue_many
 
     return job_enqueue_many(kind=kind, tenant=tenant, payloads=payloads, user=user, source=source)
+
+
+def tenant_context(tenant, *, user=None):
+    """`with tenant_context(tenant, user=request.user):` work started inside through Django's tasks API
+    (`task.enqueue()`) is `tenant`'s and was asked for by `user` (jobs.tenancy)."""
+    from jobs.tenancy import tenant_context as context
+
+    return context(tenant, user=user)
+
+
+def progress(percent: float, message: str = "") -> None:
+    """Report the running job's progress (0-100) from anywhere in its code, a Django task's included."""
+    from jobs.runtime import progress as report
+
+    report(percent, message)

@@ -25,3 +25,18 @@ class Snooze(Exception):
     def __init__(self, message: str = "", *, seconds: float) -> None:
         super().__init__(message)
         self.seconds = max(0.0, float(seconds))
+
+
+# What an attempt ended with when the handler itself raised nothing: recorded by class path on the
+# attempt (`Attempt.error_class`), as a raised exception's is.
+
+class WorkerLost(Exception):
+    """The worker running the attempt stopped heartbeating (killed, its host lost); the reconciler ended it."""
+
+
+class WorkHorseDied(Exception):
+    """The process running the attempt died (out of memory, a signal) without reporting an outcome."""
+
+
+class Cancelled(Exception):
+    """The job was cancelled before it could finish (by staff, or with its tenant's waiting jobs)."""

@@ -86,6 +86,7 @@ class Source(models.TextChoices):
     SCHEDULE = "schedule", "Schedule"
     CLI = "cli", "Command line"
     JOB = "job", "Another job"
+    TASK = "task", "Django task"
 
 
 class Trigger(models.TextChoices):
@@ -297,6 +298,8 @@ class Attempt(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, default="")
     error_type = models.CharField(max_length=200, blank=True, default="")
+    # The exception's class by module path (`jobs.exceptions.WorkerLost`), where `error_type` is its name.
+    error_class = models.CharField(max_length=300, blank=True, default="", db_default="")
     error_message = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
 

@@ -83,6 +83,7 @@ def rescue_abandoned() -> int:
         result = runtime.AttemptResult(
             Outcome.ABANDONED,
             error_type="WorkerLost",
+            error_class="jobs.exceptions.WorkerLost",
             error_message=(f"No heartbeat from worker {attempt.worker_name} (pid {attempt.pid} on "
                            f"{attempt.hostname}) since {attempt.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"),
         )

@@ -18,6 +18,9 @@ Backoff = float | Sequence[float] | Callable[[int], float]
 _kinds: dict[str, Kind] = {}
 _caps: dict[str, int] = {}
 _rates: dict[str, int] = {}
+# Functions that may make a kind not registered yet (Django tasks, imported when first asked for);
+# each returns the kind, or None when the name is not theirs.
+_resolvers: list[Callable[[str], Kind | None]] = []
 
 
 @dataclass(frozen=True)
@@ -117,10 +120,7 @@ def job_kind(
         raise ImproperlyConfigured(f"job kind {name!r}: tenant_rate must be at least 1 (jobs a second)")
 
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
-        existing = _kinds.get(name)
-        if existing and existing.handler.__qualname__ != handler.__qualname__:
-            raise ImproperlyConfigured(f"job kind {name!r} is already registered by {existing.handler!r}")
-        _kinds[name] = Kind(
+        kind_add(Kind(
             name=name,
             handler=handler,
             queue=queue,
@@ -134,23 +134,46 @@ def job_kind(
             tenant_concurrency=tenant_concurrency,
             tenant_rate=tenant_rate,
             sensitive=frozenset(sensitive),
-        )
-        for table, value in ((_caps, tenant_concurrency), (_rates, tenant_rate)):
-            if value is None:
-                table.pop(name, None)
-            else:
-                table[name] = value
+        ))
         return handler
 
     return register
 
 
+def kind_add(kind: Kind) -> Kind:
+    """Register `kind` (what `@job_kind` does); registering the same handler again replaces it."""
+    existing = _kinds.get(kind.name)
+    if existing and existing.handler.__qualname__ != kind.handler.__qualname__:
+        raise ImproperlyConfigured(f"job kind {kind.name!r} is already registered by {existing.handler!r}")
+    _kinds[kind.name] = kind
+    for table, value in ((_caps, kind.tenant_concurrency), (_rates, kind.tenant_rate)):
+        if value is None:
+            table.pop(kind.name, None)
+        else:
+            table[kind.name] = value
+    return kind
+
+
+def kind_registered(name: str) -> Kind | None:
+    """The kind registered under `name` in this process, without asking the resolvers."""
+    return _kinds.get(name)
+
+
+def kind_resolver_add(resolver: Callable[[str], Kind | None]) -> None:
+    """`resolver(name)` is asked for a kind not registered yet (once per process and name, as it
+    registers what it finds)."""
+    if resolver not in _resolvers:
+        _resolvers.append(resolver)
+
+
 def get_kind(name: str) -> Kind:
     """The registered kind, or a ValidationError on the `kind` field."""
-    try:
-        return _kinds[name]
-    except KeyError:
-        raise ValidationError({"kind": [f"Unknown job kind {name!r}."]}) from None
+    kind = _kinds.get(name)
+    if kind is None:
+        kind = next((found for resolver in _resolvers if (found := resolver(name)) is not None), None)
+    if kind is None:
+        raise ValidationError({"kind": [f"Unknown job kind {name!r}."]})
+    return kind
 
 
 def all_kinds() -> list[Kind]:

@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from jobs import eventlog, postgres, signals
 from jobs.exceptions import GiveUp, RetryAfter, Snooze
 from jobs.models import Attempt, Job, Outcome, QueueState, Status, Trigger, error_fingerprint
 from jobs.registry import Kind, get_kind
+from jobs.tenancy import tenant_context
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class AttemptResult:
     outcome: str
     result: Any = None
     error_type: str = ""
+    error_class: str = ""  # the exception's class by module path
     error_message: str = ""
     traceback: str = ""
     progress: int | None = None
@@ -140,6 +143,9 @@ class JobContext:
         return self._reported if self._reported else (None, None)
 
 
+# The attempt running in this thread (and in the tasks it awaits: context variables follow them).
+_running: ContextVar[JobContext | None] = ContextVar("jobs_running", default=None)
+
 # Job ids that staff asked to stop; a SimpleWorker has no horse to kill, so handlers see it at ctx.progress.
 _stop_requests: set[str] = set()
 
@@ -202,9 +208,11 @@ def _claim_with_orm(job_id: str, now, worker: WorkerIdentity) -> tuple[Job, Atte
 def attempt_execute(claim: Claim) -> AttemptResult:
     """Run the handler; never raises for the handler's own errors, which become the result."""
     ctx = JobContext(claim)
+    running = _running.set(ctx)
     try:
         kind = get_kind(claim.job.kind)
-        with eventlog.request_id_bound(claim.job.request_id):  # jobs it enqueues carry the request id on
+        # Jobs it starts carry the request id on, and are its tenant's unless it says otherwise.
+        with eventlog.request_id_bound(claim.job.request_id), tenant_context(claim.job.tenant):
             value = kind.handler(ctx, **kind.arguments(claim.job.payload))
         _check_json(value)
         outcome = AttemptResult(Outcome.SUCCEEDED, result=value)
@@ -224,8 +232,22 @@ def attempt_execute(claim: Claim) -> AttemptResult:
         outcome = _error_result(Outcome.FAILED, exc)
     finally:
         _stop_requests.discard(str(claim.job.pk))
+        _running.reset(running)
     outcome.progress, outcome.progress_message = ctx.final_progress()
     return outcome
+
+
+def current_context() -> JobContext | None:
+    """The context of the attempt running in this thread (what its handler got as `ctx`), or None."""
+    return _running.get()
+
+
+def progress(percent: float, message: str = "") -> None:
+    """Report the running attempt's progress from anywhere in its code (a Django task, a helper it
+    calls), as `ctx.progress` does; outside a job it does nothing."""
+    ctx = _running.get()
+    if ctx is not None:
+        ctx.progress(percent, message)
 
 
 def _check_json(value: Any) -> None:
@@ -239,6 +261,7 @@ def _error_result(outcome: str, exc: BaseException) -> AttemptResult:
     return AttemptResult(
         outcome,
         error_type=type(exc).__name__,
+        error_class=f"{type(exc).__module__}.{type(exc).__qualname__}",
         error_message=str(exc)[:ERROR_MESSAGE_LIMIT],
         traceback="".join(traceback.format_exception(exc))[-TRACEBACK_LIMIT:],
     )
@@ -257,6 +280,7 @@ def attempt_finish(*, claim: Claim, result: AttemptResult, retry_trigger: str = 
     outcome_fields = {
         "outcome": result.outcome,
         "error_type": result.error_type[:200],
+        "error_class": result.error_class[:300],
         "error_message": result.error_message,
         "traceback": result.traceback,
     }

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
@@ -42,6 +43,7 @@ def job_enqueue(
     source: str = Source.VIEW,
     batch=None,
     batch_position: int | None = None,
+    queue: str | None = None,
 ) -> Job:
     """Store a job in the caller's transaction and hand it to RQ after commit.
 
@@ -53,7 +55,7 @@ def job_enqueue(
     if delay is not None:
         run_at = _run_at_after(delay, run_at)
     job = _build_job(spec, tenant=tenant, payload=payload, user=user, run_at=run_at,
-                     idempotency_key=idempotency_key, source=source)
+                     idempotency_key=idempotency_key, source=source, queue=queue)
     if batch is not None:
         job.batch, job.batch_position = batch, batch_position
     if idempotency_key is None:
@@ -152,10 +154,13 @@ def _insert(jobs: list[Job]) -> None:
         transaction.on_commit(partial(eventlog.jobs_created, jobs), robust=True)
 
 
-def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempotency_key=None) -> Job:
+def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempotency_key=None,
+               queue: str | None = None) -> Job:
     _check_tenant(tenant)
     stored = spec.validate(payload)
     _check_key(idempotency_key)
+    if queue is not None and queue not in settings.RQ_QUEUES:
+        raise ValidationError({"queue": [f"Unknown queue {queue!r}; the queues are {', '.join(settings.RQ_QUEUES)}."]})
     now = timezone.now()
     if run_at is not None and timezone.is_naive(run_at):
         raise ValidationError({"run_at": ["Must be timezone-aware."]})
@@ -170,21 +175,22 @@ def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempo
     if scheduled:
         status = Status.SCHEDULED
     else:
-        held = relay_module.hold_reason(1, queue=spec.queue, tenant_id=tenant.pk if tenant else None, kind=spec.name)
+        held = relay_module.hold_reason(1, queue=queue or spec.queue, tenant_id=tenant.pk if tenant else None,
+                                        kind=spec.name)
         status = Status.QUEUED if held is None else Status.PENDING
     return _new_job(spec, tenant=tenant, payload=stored, user=user, source=source, status=status, now=now,
                     run_at=run_at if scheduled else None, idempotency_key=idempotency_key,
-                    progress_message=held or "")
+                    progress_message=held or "", queue=queue)
 
 
 def _new_job(spec: Kind, *, tenant, payload, user, source, status, now, run_at=None, idempotency_key=None,
-             progress_message: str = "") -> Job:
+             progress_message: str = "", queue: str | None = None) -> Job:
     values = dict(_defaults())
     values.update(
         id=new_job_id(),
         tenant_id=tenant.pk if tenant is not None else None,
         kind=spec.name,
-        queue=spec.queue,
+        queue=queue or spec.queue,
         payload=payload,
         status=status,
         max_attempts=spec.max_attempts,

@@ -206,11 +206,14 @@ class TrackedWorkerMixin:
             return runtime.AttemptResult.from_json(os.pread(self._outbox.fileno(), size, 0))
         if self._stop_seen == str(claim.job.pk):
             return runtime.AttemptResult(Outcome.STOPPED, error_type="JobStopped",
+                                         error_class="jobs.runtime.JobStopped",
                                          error_message="Stopped on request; the work horse was terminated")
         if elapsed >= claim.job.timeout:
             return runtime.AttemptResult(Outcome.TIMED_OUT, error_type="JobTimeoutException",
+                                         error_class="rq.timeouts.JobTimeoutException",
                                          error_message=f"No result after the {claim.job.timeout}s timeout")
         return runtime.AttemptResult(Outcome.ABANDONED, error_type="WorkHorseDied",
+                                     error_class="jobs.exceptions.WorkHorseDied",
                                      error_message=f"The work horse died ({_describe_exit(self._horse_exit)})")
 
     def handle_execution_ended(self, job, queue, heartbeat_ttl: int) -> None:
