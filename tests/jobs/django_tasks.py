@@ -73,3 +73,8 @@ def public_cleanup(days: int = 7) -> int:
 @task()
 def gives_up() -> None:
     raise jobs.GiveUp("no point trying again")
+
+
+@task(tenant_concurrency=1)
+def one_at_a_time(n: int) -> int:
+    return n

@@ -301,6 +301,30 @@ def test_a_schedule_fires_a_public_task(acme):
     assert read.return_value == 3 and job_of(read).queue == "low" and job_of(read).tenant == acme
 
 
+def test_a_tasks_own_tenant_limit_holds_its_jobs_as_a_kinds_would(acme):
+    from jobs import relay
+
+    with tenant_context(acme):
+        results = [django_tasks.one_at_a_time.enqueue(n) for n in range(3)]
+    jobs = [job_of(result) for result in results]
+    assert [job.status for job in jobs] == [Status.QUEUED, Status.PENDING, Status.PENDING]
+    assert {job.progress_message for job in jobs[1:]} == {relay.HELD_KIND_LIMIT}
+    run_until_finished(results[2])  # each handed over as the one before it frees the slot
+    for result in results:
+        result.refresh()
+    assert [result.return_value for result in results] == [0, 1, 2]
+
+
+def test_a_batch_of_a_task_runs_like_a_batch_of_a_kind(acme):
+    from jobs.batches import batch_enqueue
+
+    batch = batch_enqueue(kind="tests.jobs.django_tasks.add", tenant=acme, name="sums",
+                          payloads=[{"args": [n, n]} for n in range(4)])
+    work()
+    results = [django_tasks.add.get_result(str(job.pk)) for job in batch.members.order_by("batch_position")]
+    assert [result.return_value for result in results] == [0, 2, 4, 6]
+
+
 # --- Django's signals ---------------------------------------------------------------------------
 
 def test_djangos_signals_are_sent_when_enqueued_started_and_finished():
