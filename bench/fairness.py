@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from common import ROOT, RedisServer, setup_database, setup_django
 
 WORKER_CLASSES = {"simple": ("rq.worker.SimpleWorker", "jobs.workers.TrackedSimpleWorker"),
-                  "fork": ("rq.worker.Worker", "jobs.workers.TrackedWorker")}
+                  "process": ("rq.worker.SimpleWorker", "jobs.workers.TrackedWorker"),
+                  "fork": ("rq.worker.Worker", "jobs.workers.TrackedForkingWorker")}
 
 
 def main() -> None:
@@ -87,11 +88,11 @@ def bare(args, redis_server) -> tuple[float, float]:
     time.sleep(3)  # every worker up before the clock starts
     started = datetime.now(UTC)
     with queue.connection.pipeline() as pipe:
-        queue.enqueue_many([queue.prepare_data("tasks.noop", (i,), result_ttl=3600) for i in range(args.jobs)],
+        queue.enqueue_many([queue.prepare_data("bare.noop", (i,), result_ttl=3600) for i in range(args.jobs)],
                            pipeline=pipe)
         pipe.execute()
     b_enqueued = datetime.now(UTC)
-    b_ids = [queue.enqueue("tasks.noop", i, result_ttl=3600).id for i in range(args.b_jobs)]
+    b_ids = [queue.enqueue("bare.noop", i, result_ttl=3600).id for i in range(args.b_jobs)]
     total = args.jobs + args.b_jobs
     try:
         wait_for(lambda: queue.finished_job_registry.count + queue.failed_job_registry.count >= total,

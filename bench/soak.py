@@ -20,7 +20,7 @@ from common import ROOT, RedisServer, setup_database, setup_django
 
 FAST = {"JOBS_RECONCILE_SECONDS": "1", "JOBS_HEARTBEAT_SECONDS": "0.5", "JOBS_ABANDON_AFTER_SECONDS": "3",
         "JOBS_LOST_AFTER_SECONDS": "2", "JOBS_TICK_SECONDS": "0.2", "JOBS_LOG_LEVEL": "WARNING"}
-WORKER_CLASSES = ["jobs.workers.TrackedWorker", "jobs.workers.TrackedSimpleWorker"]
+WORKER_CLASSES = ["jobs.workers.TrackedWorker", "jobs.workers.TrackedSimpleWorker", "jobs.workers.TrackedForkingWorker"]
 
 
 def main() -> int:

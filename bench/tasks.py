@@ -1,13 +1,10 @@
-"""What the benchmarks run: a no-op as a bare RQ function, as a tracked job kind and as a Django task."""
+"""What the benchmarks run in tracked workers: a no-op as a job kind and as a Django task (bare RQ's is
+bench/bare.py)."""
 from __future__ import annotations
 
 from django.tasks import task
 
 from jobs import job_kind
-
-
-def noop(x: int) -> int:
-    return x + 1
 
 
 @job_kind("bench.noop", max_attempts=1, timeout=60)

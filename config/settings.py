@@ -218,6 +218,11 @@ RQ_QUEUES = {
     }
     for name in JOBS_QUEUES
 }
+# The default worker runs handlers in one long-lived work process (jobs.work_process), replaced after this
+# many jobs, or once it holds this much memory after a job; and, if set, never allowed more than this.
+JOBS_WORK_PROCESS_MAX_JOBS = env.int("JOBS_WORK_PROCESS_MAX_JOBS", default=1000)
+JOBS_WORK_PROCESS_RECYCLE_MB = env.int("JOBS_WORK_PROCESS_RECYCLE_MB", default=512)
+JOBS_WORK_PROCESS_MAX_MEMORY_MB = env.int("JOBS_WORK_PROCESS_MAX_MEMORY_MB", default=0)
 RQ = {
     # The hand-over happens after commit already (jobs.relay); django-rq must not defer it again.
     "COMMIT_MODE": "auto",

@@ -422,21 +422,23 @@ heartbeat = Heartbeat()
 # before it forks, and records the outcome after the horse exits. The horse only runs the handler
 # and delivers the result back through `deliver`.
 
-_prepared: tuple[str, Claim | None, Any] | None = None
+_prepared: tuple[str, Claim | None, Any, Any] | None = None
 
 
-def prepare(*, job_id: str, claim: Claim | None, deliver) -> None:
+def prepare(*, job_id: str, claim: Claim | None, deliver, execute=None) -> None:
+    """What the entry point does for `job_id`: run `claim` with `execute` (in this process when None)
+    and hand the outcome to `deliver`."""
     global _prepared
-    _prepared = (job_id, claim, deliver)
+    _prepared = (job_id, claim, deliver, execute or attempt_execute)
 
 
-def take_prepared(job_id: str) -> tuple[bool, Claim | None, Any]:
+def take_prepared(job_id: str) -> tuple[bool, Claim | None, Any, Any]:
     global _prepared
     if _prepared is None or _prepared[0] != job_id:
-        return False, None, None
-    _, claim, deliver = _prepared
+        return False, None, None, None
+    _, claim, deliver, execute = _prepared
     _prepared = None
-    return True, claim, deliver
+    return True, claim, deliver, execute
 
 
 def run_unmanaged(job_id: str) -> dict[str, str]:

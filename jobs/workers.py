@@ -1,9 +1,15 @@
 """Tracked RQ workers: what `manage.py rqworker` runs (settings.RQ["WORKER_CLASS"]).
 
 The worker process claims each attempt and records its outcome itself, over its own long-lived database
-connection; the forked work horse only runs the handler and hands the result back through a file. A
-horse never reuses its parent's database connection and never has to open one unless the handler
-itself uses the database.
+connection; the handler runs elsewhere and hands the outcome back:
+
+- `TrackedWorker` (the default): in the worker's long-lived work process (`jobs.work_process`), forked
+  once and replaced when it dies, is killed (a stop, a timeout) or has run enough: a fork's isolation
+  without a fork per job;
+- `TrackedForkingWorker`: in a work horse forked for each job, as RQ's `Worker` does;
+- `TrackedSimpleWorker`: in the worker process itself (fastest, no isolation; stop is cooperative).
+
+A child never reuses its parent's database connection and opens one only if the handler uses the database.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from rq.worker import SimpleWorker, Worker
 from jobs import reconciler, relay, runtime, transport
 from jobs.models import Outcome, Status
 from jobs.transport import TrackedRQJob
+from jobs.work_process import WorkProcess
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +158,7 @@ class TrackedWorkerMixin:
         claim = self._claim(job.id)
         os.ftruncate(self._outbox.fileno(), 0)
         self._stop_seen, self._horse_exit = None, None
-        runtime.prepare(job_id=job.id, claim=claim, deliver=self._deliver)
+        runtime.prepare(job_id=job.id, claim=claim, deliver=self._deliver, execute=self.execute_attempt)
         if claim is not None:
             job.timeout = claim.job.timeout  # the record's, not whatever the copy in Redis says
         started = time.monotonic()
@@ -169,6 +176,9 @@ class TrackedWorkerMixin:
         finally:
             runtime.take_prepared(job.id)
             runtime.forget_stop_request(job.id)
+
+    # Where the handler runs (None: in the process running RQ's job function).
+    execute_attempt = None
 
     def _finish(self, claim: runtime.Claim, result: runtime.AttemptResult) -> None:
         # A database blip must not end the worker (RQ quits on an unhandled error) nor lose the
@@ -258,8 +268,37 @@ class TrackedWorkerMixin:
                 connections.close_all()
 
 
-class TrackedWorker(TrackedWorkerMixin, Worker):
-    """Forks a work horse per job: isolation (memory, crashes, hard stop) at the cost of a fork."""
+class TrackedWorker(TrackedWorkerMixin, SimpleWorker):
+    """Runs each handler in the worker's long-lived work process: a crash, a leak or a runaway job is
+    confined to it, a stop or a timeout kills it at once, and it is forked again for the next job."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.work_process = WorkProcess(on_fork=_as_child_of)
+
+    def bootstrap(self, *args, **kwargs) -> None:
+        super().bootstrap(*args, **kwargs)
+        self.work_process.start()  # forked now, from the warm worker, not at the first job
+
+    def execute_attempt(self, claim: runtime.Claim) -> runtime.AttemptResult:
+        try:
+            return self.work_process.execute(claim)
+        finally:
+            self._horse_exit = self.work_process.exit_status
+
+    def kill_horse(self, sig=None) -> None:
+        # RQ's stop command (staff's Stop) and cold shutdown end the running job this way.
+        self.work_process.kill()
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            self.work_process.stop()
+
+
+class TrackedForkingWorker(TrackedWorkerMixin, Worker):
+    """Forks a work horse per job, as RQ's Worker does: a fresh process for every job, at a fork's cost."""
 
     def fork_work_horse(self, job, queue) -> None:
         # Objects the worker already has move out of the collector's reach, so a horse's garbage
@@ -270,6 +309,12 @@ class TrackedWorker(TrackedWorkerMixin, Worker):
 
 class TrackedSimpleWorker(TrackedWorkerMixin, SimpleWorker):
     """Runs jobs in the worker process: fastest, no isolation; stop is cooperative (ctx.progress)."""
+
+
+def _as_child_of(parent: int) -> None:
+    """In a freshly forked work process: its own database connections, and it dies with its worker."""
+    _detach_inherited_connections()
+    _die_with_parent(expected_parent=parent)
 
 
 def _is_plain_tracked(job) -> bool:

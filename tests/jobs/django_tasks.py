@@ -3,6 +3,8 @@ but `jobs.progress` (one of them, to drive the progress bar)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 
 from django.tasks import task
 
@@ -78,3 +80,35 @@ def gives_up() -> None:
 @task(tenant_concurrency=1)
 def one_at_a_time(n: int) -> int:
     return n
+
+
+# For the work process's tests (tests/jobs/test_work_process.py), run by real workers.
+
+_held: list[bytearray] = []
+
+
+@task(max_attempts=1)
+def which_process() -> int:
+    return os.getpid()
+
+
+@task(max_attempts=1)
+def crash() -> None:
+    os._exit(3)  # as a segfault or the OOM killer would end it: no exception, no outcome
+
+
+@task(max_attempts=1)
+def hold_memory(mb: int) -> int:
+    _held.append(bytearray(mb * 1024 * 1024))  # a leak: kept after the job
+    return os.getpid()
+
+
+@task(max_attempts=1)
+def allocate(mb: int) -> int:
+    return len(bytearray(mb * 1024 * 1024))
+
+
+@task(max_attempts=1, timeout=2)
+def sleep(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
