@@ -54,6 +54,8 @@ def main() -> None:
         for name, bare, tracked, ratio in rows:
             print(f"{name:<44} {bare:>15.0f} {tracked:>15.0f} {ratio:>7.2f}")
         print("(medians over the repetitions; the ratio is the median of the per-repetition ratios)")
+        if COSTS:
+            print_costs()
     finally:
         redis_server.cleanup()
 
@@ -138,13 +140,49 @@ def tracked_enqueue_many(n: int) -> float:
     return time.perf_counter() - start
 
 
+# Per job, during the workers' run: Redis commands (INFO commandstats) and PostgreSQL transactions (each
+# autocommitted statement is one) by the worker processes; printed beside the rates.
+COSTS: dict[str, list[tuple[float, float]]] = {}
+
+
+def costs_of(label: str, n: int, run) -> None:
+    from jobs import transport
+
+    before = (_redis_commands(transport.get_connection()), _pg_transactions())
+    run()
+    after = (_redis_commands(transport.get_connection()), _pg_transactions())
+    COSTS.setdefault(label, []).append(((after[0] - before[0]) / n, (after[1] - before[1]) / n))
+
+
+def _redis_commands(connection) -> int:
+    stats = connection.info("commandstats")
+    return sum(entry["calls"] for name, entry in stats.items() if name not in ("cmdstat_info",))
+
+
+def _pg_transactions() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")  # this backend's counts, now
+        cursor.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def print_costs() -> None:
+    print()
+    print(f"{'worker (per job, median)':<44} {'Redis commands':>15} {'PG transactions':>16}")
+    for label, values in COSTS.items():
+        print(f"{label:<44} {statistics.median(v[0] for v in values):>15.1f} "
+              f"{statistics.median(v[1] for v in values):>16.1f}")
+
+
 def bare_processing(n: int, worker_class: str, redis_url: str) -> float:
     queue = bare_queue()
     with queue.connection.pipeline() as pipe:
         queue.enqueue_many([queue.prepare_data("bare.noop", (i,), result_ttl=3600) for i in range(n)],
                            pipeline=pipe)
         pipe.execute()
-    run_worker(worker_class, redis_url)
+    costs_of(worker_class, n, lambda: run_worker(worker_class, redis_url))
     from rq.job import Job as RQJob
 
     ids = queue.finished_job_registry.get_job_ids()
@@ -161,7 +199,7 @@ def tracked_processing(n: int, worker_class: str, redis_url: str) -> float:
 
     with transaction.atomic():
         enqueue_many("bench.noop", tenant=tenant(), payloads=[{"x": i} for i in range(n)])
-    run_worker(worker_class, redis_url)
+    costs_of(worker_class, n, lambda: run_worker(worker_class, redis_url))
     done = Job.objects.filter(status=Status.SUCCEEDED).count()
     assert done == n, f"tracked run finished {done} of {n}"
     times = list(Attempt.objects.values_list("started_at", "ended_at"))

@@ -25,10 +25,11 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.backends.signals import connection_created
+from rq.executions import Execution
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import now
-from rq.worker import SimpleWorker, Worker
+from rq.worker import SimpleWorker, Worker, WorkerStatus
 
 from jobs import reconciler, relay, runtime, transport
 from jobs.models import Outcome, Status
@@ -248,6 +249,8 @@ class TrackedWorkerMixin:
             self.increment_total_working_time(job.ended_at - job.started_at, pipe)
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
             pipe.delete(job.key, job.dependents_key, job.dependencies_key)
+            if not self.is_horse:
+                self.set_state(WorkerStatus.IDLE, pipeline=pipe)  # what RQ writes next, in this round trip
             pipe.execute()
         job._status = JobStatus.FINISHED
 
@@ -268,7 +271,35 @@ class TrackedWorkerMixin:
                 connections.close_all()
 
 
-class TrackedWorker(TrackedWorkerMixin, SimpleWorker):
+class InProcessStart:
+    """RQ starts a job it runs in its own process in two round trips (the execution; then the worker's
+    heartbeat and the job's status); these workers do it in one."""
+
+    def prepare_execution(self, job) -> Execution:
+        queue = transport.get_queue(job.origin) if job.origin in settings.RQ_QUEUES else None
+        with self.connection.pipeline() as pipe:
+            ttl = self.get_heartbeat_ttl(job)
+            execution = Execution.create(job, ttl, pipeline=pipe, worker_name=self.name)
+            self.executions[execution.id] = execution
+            self.set_state(WorkerStatus.BUSY, pipeline=pipe)
+            # What prepare_job_execution would write next: the worker's key outlives the job, the job is
+            # started (its own heartbeat is the same field), and no longer waiting in the intermediate list.
+            self.heartbeat(ttl, pipeline=pipe)
+            job.prepare_for_execution(self.name, pipeline=pipe)
+            pipe.persist(job.key)
+            if len(self.queues) == 1 and queue is not None:
+                pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+            pipe.execute()
+        self.__dict__["_prepared_job"] = job.id
+        return execution
+
+    def prepare_job_execution(self, job, remove_from_intermediate_queue: bool = False) -> None:
+        if self.__dict__.pop("_prepared_job", None) == job.id:
+            return
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+
+
+class TrackedWorker(InProcessStart, TrackedWorkerMixin, SimpleWorker):
     """Runs each handler in the worker's long-lived work process: a crash, a leak or a runaway job is
     confined to it, a stop or a timeout kills it at once, and it is forked again for the next job."""
 
@@ -307,7 +338,7 @@ class TrackedForkingWorker(TrackedWorkerMixin, Worker):
         super().fork_work_horse(job, queue)
 
 
-class TrackedSimpleWorker(TrackedWorkerMixin, SimpleWorker):
+class TrackedSimpleWorker(InProcessStart, TrackedWorkerMixin, SimpleWorker):
     """Runs jobs in the worker process: fastest, no isolation; stop is cooperative (ctx.progress)."""
 
 
