@@ -157,6 +157,18 @@ def hold_reason(count: int, *, queue: str, tenant_id: int | None, kind: str) -> 
     return None
 
 
+def may_have_room(tenant_id: int, kind: str) -> bool:
+    """Whether, by this process's picture of the load, a refill could hand over one more of the tenant's
+    jobs of `kind` now. When not, the jobs running free the room and refill as they end; if the picture
+    was stale (it is at most LOAD_CACHE_SECONDS old), the scheduler's relay pass, a tick away, hands over."""
+    load = tenant_load()
+    limit = tenant_limit(tenant_id, load.limits)
+    if limit and load.active[tenant_id] + load.admitted[tenant_id] >= limit:
+        return False
+    cap = kind_caps().get(kind)
+    return cap is None or load.active_by_kind[tenant_id, kind] + load.admitted[tenant_id, kind] < cap
+
+
 def hold_paused(limit: int = 5000) -> int:
     """Take jobs of paused queues and paused tenants that are queued in Redis back to `pending`."""
     paused = paused_queues(fresh=True)
@@ -357,6 +369,9 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
         transport.rate_return(f"{tenant_id}:{kind}", tokens - sum(1 for row in picked if row[2] == kind))
     if not picked:
         return 0
+    for row in picked:  # this process's picture of the load counts what it just handed over
+        _load.admitted[tenant_id] += 1
+        _load.admitted[tenant_id, row[2]] += 1
     eventlog.jobs_changed(((row[0], tenant_id, row[2], row[4], row[6]) for row in picked), status=Status.QUEUED)
     batch = [_handover(row, state["slug"]) for row in picked]
     return len(batch) if hand_over(batch) else 0

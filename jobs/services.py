@@ -69,11 +69,14 @@ def job_enqueue(
 
 
 def _after_commit(jobs: list[Job]) -> None:
-    """Admitted jobs are pushed; jobs held at their tenant's limit are offered to `refill` at once."""
+    """Admitted jobs are pushed; held jobs are offered to `refill` at once while their tenant has room."""
     if jobs[0].status == Status.QUEUED:
         transaction.on_commit(partial(_push_after_commit, jobs), robust=True)
-    elif jobs[0].progress_message in (relay_module.HELD_AT_LIMIT, relay_module.HELD_KIND_LIMIT):
-        transaction.on_commit(partial(relay_module.slot_freed, jobs[0].tenant_id, sampled=False), robust=True)
+    elif (jobs[0].progress_message in (relay_module.HELD_AT_LIMIT, relay_module.HELD_KIND_LIMIT)
+          and relay_module.may_have_room(jobs[0].tenant_id, jobs[0].kind)):
+        # Held below the limit (admission stops at half of it): a refill may hand them over at once.
+        transaction.on_commit(partial(relay_module.slot_freed, jobs[0].tenant_id, kind=jobs[0].kind, sampled=False),
+                              robust=True)
 
 
 def job_enqueue_many(
