@@ -36,4 +36,17 @@ def setup_django(redis_url: str) -> None:
     import tasks  # noqa: F401  (registers bench.noop)
 
 
-__all__ = ["RedisServer", "setup_database", "setup_django", "ROOT"]
+def reset(redis_server: RedisServer) -> None:
+    """Empty Redis and the job tables between runs. TRUNCATE rather than DELETE: deleted rows stay in the
+    tables and their indexes as dead tuples until a VACUUM, and a PostgreSQL without autovacuum (this
+    machine's, for one) never runs one, so each repetition would be slower than the one before it."""
+    from django.db import connection
+
+    from jobs.models import Job
+
+    redis_server.client().flushall()
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {Job._meta.db_table} CASCADE")
+
+
+__all__ = ["RedisServer", "reset", "setup_database", "setup_django", "ROOT"]

@@ -10,7 +10,7 @@ import argparse
 import statistics
 import time
 
-from common import RedisServer, setup_database, setup_django
+from common import RedisServer, reset, setup_database, setup_django
 
 
 def main() -> None:
@@ -54,12 +54,6 @@ def tenant():
     owner.refresh_from_db()
     return owner
 
-
-def reset(redis_server) -> None:
-    from jobs.models import Job
-
-    redis_server.client().flushall()
-    Job.objects.all().delete()
 
 
 def enqueue_jobs(n: int, owner) -> float:

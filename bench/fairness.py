@@ -17,7 +17,7 @@ import statistics
 import time
 from datetime import UTC, datetime
 
-from common import ROOT, RedisServer, setup_database, setup_django
+from common import ROOT, RedisServer, reset, setup_database, setup_django
 
 WORKER_CLASSES = {"simple": ("rq.worker.SimpleWorker", "jobs.workers.TrackedSimpleWorker"),
                   "process": ("rq.worker.SimpleWorker", "jobs.workers.TrackedWorker"),
@@ -66,12 +66,6 @@ def main() -> None:
     finally:
         redis_server.cleanup()
 
-
-def reset(redis_server) -> None:
-    from jobs.models import Job
-
-    redis_server.client().flushall()
-    Job.objects.all().delete()
 
 
 def bare(args, redis_server) -> tuple[float, float]:

@@ -1,5 +1,5 @@
-"""What the benchmarks run in tracked workers: a no-op as a job kind and as a Django task (bare RQ's is
-bench/bare.py)."""
+"""What the benchmarks run in tracked workers: a no-op as a job kind and as a Django task, a 20 ms wait
+(I/O) and 20 ms of CPU (bare RQ's are bench/bare.py, Celery's bench/peers/celery_project.py)."""
 from __future__ import annotations
 
 from django.tasks import task
@@ -10,6 +10,24 @@ from jobs import job_kind
 @job_kind("bench.noop", max_attempts=1, timeout=60)
 def tracked_noop(ctx, *, x: int) -> int:
     return x + 1
+
+
+@job_kind("bench.sleep", max_attempts=1, timeout=60)
+def tracked_sleep(ctx, *, ms: int) -> int:
+    import time
+
+    time.sleep(ms / 1000)
+    return ms
+
+
+@job_kind("bench.burn", max_attempts=1, timeout=60)
+def tracked_burn(ctx, *, ms: int) -> int:
+    import time
+
+    end = time.process_time() + ms / 1000
+    while time.process_time() < end:
+        pass
+    return ms
 
 
 @task(max_attempts=1, timeout=60)
