@@ -235,3 +235,40 @@ def test_a_kinds_cap_holds_for_tenants_without_a_limit_of_their_own(acme, settin
     transport.get_connection().flushall()
     Job.objects.filter(status=Status.QUEUED).update(status=Status.PENDING)  # as if Redis had been down
     assert relay.relay() == 2 and active(acme) == 2
+
+
+def test_a_held_enqueue_with_room_under_the_limit_goes_at_once_and_one_at_the_limit_asks_nothing(
+        limited, django_capture_on_commit_callbacks, monkeypatch):
+    # Admission stops at half the limit (5 of 10); a refill at commit still hands the next five over,
+    # and the process's picture of the load counts them, so the eleventh is held without a refill.
+    Tenant.objects.filter(pk=limited.pk).update(concurrency_limit=10)
+    relay.forget_tenant_load()
+    jobs = []
+    for n in range(10):
+        with django_capture_on_commit_callbacks(execute=True):
+            jobs.append(enqueue("tests.echo", tenant=limited, payload={"text": str(n)}))
+    assert [Job.objects.get(pk=job.pk).status for job in jobs] == [Status.QUEUED] * 10
+    assert len(in_redis()) == 10
+    refills = []
+    monkeypatch.setattr(relay, "refill", lambda *a, **kw: refills.append(a) or 0)
+    with django_capture_on_commit_callbacks(execute=True):
+        eleventh = enqueue("tests.echo", tenant=limited, payload={"text": "over"})
+    assert eleventh.status == Status.PENDING and eleventh.progress_message == relay.HELD_AT_LIMIT
+    assert refills == []
+
+
+def test_a_job_held_at_its_kinds_cap_goes_at_once_when_the_cap_has_room(acme, settings,
+                                                                        django_capture_on_commit_callbacks):
+    settings.JOBS_TENANT_CONCURRENCY = 0  # the tenant has no limit of its own; the kind caps at 2
+    relay.forget_tenant_load()
+    first, second = [], []
+    with django_capture_on_commit_callbacks(execute=True):
+        first.append(enqueue("tests.capped", tenant=acme, payload={"text": "1"}))
+    with django_capture_on_commit_callbacks(execute=True):
+        second.append(enqueue("tests.capped", tenant=acme, payload={"text": "2"}))  # over half the cap: held
+    assert second[0].progress_message == relay.HELD_KIND_LIMIT
+    assert Job.objects.get(pk=second[0].pk).status == Status.QUEUED  # and handed over at commit
+    with django_capture_on_commit_callbacks(execute=True):
+        third = enqueue("tests.capped", tenant=acme, payload={"text": "3"})
+    assert Job.objects.get(pk=third.pk).status == Status.PENDING
+    assert sorted(in_redis()) == sorted([str(first[0].pk), str(second[0].pk)])
