@@ -247,3 +247,17 @@ def tenant_state(*, tenant_id: int, now, enough: int) -> tuple | None:
     with connection.cursor() as cursor:
         cursor.execute(TENANT_STATE_SQL, params)
         return cursor.fetchone()
+
+
+def autovacuum_state() -> tuple[bool, list[str]]:
+    """Whether the server runs autovacuum at all, and which of the engine's busiest tables have it turned
+    off. Every attempt updates its job row twice; without vacuum the dead row versions pile up in the
+    tables and their indexes, and the relay's and the admin's reads slow down by orders of magnitude
+    within days."""
+    tables = [Job._meta.db_table, Attempt._meta.db_table]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('autovacuum')::boolean AND current_setting('track_counts')::boolean")
+        server = cursor.fetchone()[0]
+        cursor.execute("SELECT relname FROM pg_class WHERE relname = ANY(%s) "
+                       "AND 'autovacuum_enabled=false' = ANY(reloptions)", [tables])
+        return server, sorted(row[0] for row in cursor.fetchall())

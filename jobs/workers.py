@@ -31,7 +31,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
-from jobs import reconciler, relay, runtime, transport
+from jobs import postgres, reconciler, relay, runtime, transport
 from jobs.models import Outcome, Status
 from jobs.transport import TrackedRQJob
 from jobs.work_process import WorkProcess
@@ -62,6 +62,10 @@ class TrackedWorkerMixin:
         self._stop_seen: str | None = None
         self._horse_exit: int | None = None
         self._last_reconcile = 0.0
+
+    def bootstrap(self, *args, **kwargs) -> None:
+        super().bootstrap(*args, **kwargs)
+        _warn_without_autovacuum()
 
     # RQ sets this from its pubsub thread when staff stop a job; remember it for the outcome and
     # tell the runtime, which is how a SimpleWorker (no horse to kill) stops at ctx.progress().
@@ -352,6 +356,23 @@ def _is_plain_tracked(job) -> bool:
     # Every job that reaches execution is the engine's (see dequeue_job_and_maintain_ttl); RQ keeps
     # its result only when JOBS_RQ_RESULT_TTL asks for it.
     return job.result_ttl == 0
+
+
+def _warn_without_autovacuum() -> None:
+    """Say at start when PostgreSQL will not vacuum the job tables: the worker still runs, slower by the day."""
+    if not postgres.supported():
+        return
+    try:
+        server, tables = postgres.autovacuum_state()
+    except Exception:
+        logger.warning("Could not check PostgreSQL's autovacuum settings", exc_info=True)
+        return
+    if not server:
+        logger.warning("PostgreSQL's autovacuum is off (or track_counts is): the job tables will bloat and "
+                       "every claim, refill and admin list will slow down; turn it on (docs/operations.md)")
+    if tables:
+        logger.warning("Autovacuum is disabled on %s: those tables will bloat and slow down; turn it back "
+                       "on with ALTER TABLE ... RESET (autovacuum_enabled)", ", ".join(tables))
 
 
 def _relax_commit_durability() -> None:
