@@ -369,7 +369,7 @@ def _warn_without_autovacuum() -> None:
         return
     if not server:
         logger.warning("PostgreSQL's autovacuum is off (or track_counts is): the job tables will bloat and "
-                       "every claim, refill and admin list will slow down; turn it on (docs/operations.md)")
+                       "every claim, refill and admin list will slow down; turn it on (docs/deploy.md, PostgreSQL)")
     if tables:
         logger.warning("Autovacuum is disabled on %s: those tables will bloat and slow down; turn it back "
                        "on with ALTER TABLE ... RESET (autovacuum_enabled)", ", ".join(tables))
