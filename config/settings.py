@@ -152,7 +152,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="jobs@localhost")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 _EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
-    default="django.core.mail.backends.console.EmailBackend"
+    default="jobs.mail.backends.LogEmailBackend"  # one line per message, no bodies
     if DEBUG
     else "django.core.mail.backends.smtp.EmailBackend",
 )

@@ -27,6 +27,7 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 from rq.executions import Execution
 from rq.job import JobStatus
+from rq.job_lifecycle import call_exception_handlers
 from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
@@ -257,6 +258,15 @@ class TrackedWorkerMixin:
                 self.set_state(WorkerStatus.IDLE, pipeline=pipe)  # what RQ writes next, in this round trip
             pipe.execute()
         job._status = JobStatus.FINISHED
+
+    def handle_exception(self, job, *exc_info) -> None:
+        # A handler's failure is already on the attempt's record, traceback included (the admin shows
+        # it): one line says so. RQ's log would add a traceback of the engine's own entry point.
+        if _is_plain_tracked(job) and isinstance(exc_info[1], runtime.AttemptFailed):
+            logger.warning("Job %s: attempt failed: %s", job.id, exc_info[1])
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage) -> None:
         self._horse_exit = ret_val

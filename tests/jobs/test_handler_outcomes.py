@@ -1,6 +1,7 @@
 """What a handler can ask of the engine besides succeed or fail: snooze, retry later, give up."""
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -60,3 +61,16 @@ def test_it_still_retries_plain_failures_by_the_kinds_backoff(acme):
     job = run_until_settled(steered(acme, ["fail", "succeed"]))
     assert job.status == Status.SUCCEEDED
     assert [call[1]["step"] for call in kinds.calls if call[0] == "tests.steered"] == ["fail", "succeed"]
+
+
+def test_a_failed_attempt_is_one_log_line_and_its_traceback_is_on_the_record(acme, caplog,
+                                                                              django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = enqueue("tests.flaky", tenant=acme, payload={"fail_attempts": 1})
+    with caplog.at_level(logging.INFO):
+        work()
+    failed = [r for r in caplog.records if r.levelno >= logging.WARNING and str(job.pk) in r.getMessage()]
+    assert [r.getMessage() for r in failed] == [f"Job {job.pk}: attempt failed: RuntimeError: boom on attempt 1"]
+    assert not any(r.exc_info or "Traceback" in r.getMessage() for r in caplog.records)
+    attempt = job.attempt_set.get()
+    assert attempt.outcome == Outcome.FAILED and "boom on attempt 1" in attempt.traceback

@@ -50,7 +50,8 @@ class Command(BaseCommand):
         text = "\n".join(lines) + "\n"
         (Path(settings.BASE_DIR) / ".run").mkdir(exist_ok=True)
         (Path(settings.BASE_DIR) / ".run" / "demo-logins.txt").write_text(text)
-        self.stdout.write(text)
+        if options["verbosity"]:
+            self.stdout.write(text)
 
     def _user(self, username, password, superuser, tenant, role) -> None:
         user, created = get_user_model().objects.get_or_create(
