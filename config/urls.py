@@ -22,3 +22,5 @@ urlpatterns = [
          name="password_reset_confirm"),
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
 ]
+
+handler403 = "tenants.views.permission_denied"

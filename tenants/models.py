@@ -45,6 +45,14 @@ class Role(models.TextChoices):
 # viewer reads; operator also retries, cancels and stops; admin also deletes, cleans and manages members.
 ROLE_RANK: dict[str, int] = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
 
+# What each role may do in its tenant, in the words the console uses (a refusal page shows them).
+ROLE_ALLOWS: dict[str, str] = {
+    Role.VIEWER: "see its jobs, batches, schedules, emails, webhook deliveries, reports and audit trail",
+    Role.OPERATOR: "what a viewer may, and retry, cancel and stop its jobs and resend its emails and webhooks",
+    Role.ADMIN: ("what an operator may, and delete, clean and pin its jobs, manage its members, schedules, "
+                 "webhook endpoints, API tokens and retention, and pause the tenant"),
+}
+
 
 class Membership(models.Model):
     """A user's role in one tenant; a user may belong to several tenants."""

@@ -59,3 +59,24 @@ def tenant_admin_emails(*, tenant: Tenant) -> list[str]:
         Membership.objects.filter(tenant=tenant, role=Role.ADMIN, user__is_active=True)
         .exclude(user__email="").values_list("user__email", flat=True)
     ))
+
+
+def memberships_for_user(*, user) -> list[Membership]:
+    """The user's roles, one per tenant, with each tenant."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return list(Membership.objects.filter(user=user, tenant__active=True).select_related("tenant")
+                .order_by("tenant__name"))
+
+
+def tenant_admin_names(*, tenant: Tenant, exclude_user=None) -> list[str]:
+    """Who to ask for more access in a tenant: its active admins, by name and address where they have one."""
+    admins = Membership.objects.filter(tenant=tenant, role=Role.ADMIN, user__is_active=True).select_related("user")
+    if exclude_user is not None:
+        admins = admins.exclude(user=exclude_user)
+    names = []
+    for membership in admins.order_by("user__username"):
+        user = membership.user
+        name = user.get_full_name() or user.get_username()
+        names.append(f"{name} <{user.email}>" if user.email else name)
+    return names
