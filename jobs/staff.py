@@ -92,16 +92,18 @@ def staff_jobs_act(*, action: str, user, jobs: QuerySet[Job], reason: str = "", 
     tenants_seen: set[int | None] = set()
     seen = 0
     last: UUID | None = None
+    first: Job | None = None
     while True:
         chunk = remaining.order_by("-pk")
         if last is not None:
             chunk = chunk.filter(pk__lt=last)
-        rows = list(chunk.values_list("id", "tenant_id")[:CHUNK])
+        rows = list(chunk.values_list("id", "tenant_id", "kind")[:CHUNK])
         if not rows:
             break
         last = rows[-1][0]
-        allowed = [job_id for job_id, tenant_id in rows if permitted is None or tenant_id in permitted]
-        tenants_seen.update(tenant_id for _, tenant_id in rows)
+        allowed = [job_id for job_id, tenant_id, _ in rows if permitted is None or tenant_id in permitted]
+        tenants_seen.update(tenant_id for _, tenant_id, _ in rows)
+        first = first or Job(id=rows[0][0], kind=rows[0][2])  # named by a one-job action (before a delete)
         acted = spec.apply(allowed, user, before)
         AuditEventJob.objects.bulk_create([AuditEventJob(event=event, job_id=job_id) for job_id in acted],
                                           ignore_conflicts=True)
@@ -111,7 +113,8 @@ def staff_jobs_act(*, action: str, user, jobs: QuerySet[Job], reason: str = "", 
         seen += len(rows)
         if progress is not None:
             progress(seen, max(total, seen))
-    return _settle(event, spec, tenants_seen, requested=max(total, seen))
+    only = first if seen == 1 and total <= 1 else None
+    return _settle(event, spec, tenants_seen, requested=max(total, seen), only=only)
 
 
 def staff_jobs_act_now_or_later(*, action: str, user, jobs: QuerySet[Job], selection: str, reason: str = "",
@@ -242,7 +245,20 @@ def _target(spec: JobAction, days: int | None) -> str:
     return f"jobs that are {', '.join(spec.applies_to)}"
 
 
-def _settle(event: AuditEvent, spec: JobAction, tenants_seen: set[int | None], *, requested: int) -> AuditEvent:
+# What a job action did to each job it acted on, as its message says it ("Retry: 1 job queued").
+_ACTION_RESULT = {
+    AuditAction.RETRY: "queued", AuditAction.CANCEL: "cancelled", AuditAction.STOP: "asked to stop",
+    AuditAction.DELETE: "deleted", AuditAction.CLEAN: "deleted", AuditAction.PIN: "pinned",
+    AuditAction.UNPIN: "unpinned",
+}
+
+
+def _jobs(count: int) -> str:
+    return f"{count} job" if count == 1 else f"{count} jobs"
+
+
+def _settle(event: AuditEvent, spec: JobAction, tenants_seen: set[int | None], *, requested: int,
+            only: Job | None = None) -> AuditEvent:
     event.requested = requested
     if event.tenant_id is None and len(tenants_seen) == 1:
         event.tenant_id = next(iter(tenants_seen))
@@ -253,7 +269,15 @@ def _settle(event: AuditEvent, spec: JobAction, tenants_seen: set[int | None], *
         event.state = AuditState.PARTIAL
     else:
         event.state = AuditState.DONE
-    parts = [f"{spec.label}: {event.done} of {requested} job(s) done"]
+    result = _ACTION_RESULT.get(spec.name, "done")
+    if event.done == requested:
+        parts = [f"{spec.label}: {_jobs(event.done)} {result}"]
+    else:
+        parts = [f"{spec.label}: {event.done or 'none'} of {_jobs(requested)} {result}"]
+    if only is not None:
+        # A one-job action names its job, in the audit trail and in the message.
+        event.target = f"job {only.short_id} ({only.kind})"
+        parts[0] += f" (job {only.short_id}, {only.kind})"
     if event.skipped:
         parts.append(f"{event.skipped} skipped (not {' or '.join(spec.applies_to)})")
     if event.refused:

@@ -38,7 +38,7 @@ def test_a_superuser_requeues_and_empties_through_the_dashboard(browser_page, li
     expect(page.locator("input[name=Enqueue]")).to_be_hidden()
     shoot(page, "rq-dashboard-job")
     page.click("input[name=requeue]")
-    expect(page.locator(".messagelist")).to_contain_text("Retry: 1 of 1 job(s) done")
+    expect(page.locator(".messagelist")).to_contain_text("Retry: 1 job queued")
     work()
     assert Job.objects.get(pk=failed.pk).status == Status.SUCCEEDED
 
@@ -49,7 +49,7 @@ def test_a_superuser_requeues_and_empties_through_the_dashboard(browser_page, li
     expect(page.locator("#content-main")).to_contain_text("is cancelled and never runs")
     shoot(page, "rq-dashboard-empty-confirm")
     page.click("input[value='Yes, empty']")
-    expect(page.locator(".messagelist")).to_contain_text("Cancel: 3 of 3 job(s) done")
+    expect(page.locator(".messagelist")).to_contain_text("Cancel: 3 jobs cancelled")
     assert set(Job.objects.filter(pk__in=[j.pk for j in waiting]).values_list("status", flat=True)) == {
         Status.CANCELLED}
     assert AuditEvent.objects.filter(action=AuditAction.RETRY, actor_name="root").count() == 1

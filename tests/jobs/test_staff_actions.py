@@ -56,9 +56,28 @@ def test_it_skips_jobs_not_in_a_state_the_action_applies_to_and_says_so(client, 
     client.post(CHANGELIST, {"action": "cancel_jobs", "index": 0, "_selected_action": [str(waiting.pk), str(done.pk)]})
     event = AuditEvent.objects.get()
     assert (event.done, event.skipped, event.state) == (1, 1, AuditState.DONE)
-    assert "1 skipped" in event.outcome
+    assert event.outcome == "Cancel: 1 of 2 jobs cancelled; 1 skipped (not pending or scheduled or queued or retrying)."
     assert Job.objects.get(pk=waiting.pk).status == Status.CANCELLED
     assert Job.objects.get(pk=done.pk).status == Status.FAILED
+
+
+def test_a_one_job_action_says_what_happened_and_names_the_job_in_the_audit_trail(client, acme, alice):
+    job = failed_jobs(acme, 1)[0]
+    client.force_login(alice)
+    response = client.post(CHANGELIST, {"action": "retry_jobs", "index": 0, "_selected_action": [str(job.pk)]},
+                           follow=True)
+    event = AuditEvent.objects.get()
+    assert event.target == f"job {job.short_id} (tests.echo)"
+    assert event.outcome == f"Retry: 1 job queued (job {job.short_id}, tests.echo)."
+    assert event.outcome in [str(message) for message in response.context["messages"]]
+    # A deleted job is still named by its event.
+    gone = failed_jobs(acme, 1, text="gone")[0]
+    client.post(CHANGELIST, {"action": "delete_jobs", "index": 0, "_selected_action": [str(gone.pk)],
+                             "confirm": "1", "reason": "test data"})
+    delete = AuditEvent.objects.get(action=AuditAction.DELETE)
+    assert not Job.objects.filter(pk=gone.pk).exists()
+    assert (delete.target, delete.outcome) == (f"job {gone.short_id} (tests.echo)",
+                                               f"Delete record: 1 job deleted (job {gone.short_id}, tests.echo).")
 
 
 def test_a_large_filtered_action_asks_first_then_runs_as_a_tracked_background_job(client, acme, alice, settings):
