@@ -3,6 +3,8 @@ id (`data-live-job`) so that pages refresh them in place (admin/jobs/live_refres
 from __future__ import annotations
 
 from django.utils.html import format_html
+from django.utils.timesince import timeuntil
+from django.utils.timezone import localtime, now
 
 from jobs.models import Job, Status
 
@@ -23,8 +25,26 @@ def status_badge_html(job: Job) -> str:
 
 
 def progress_html(job: Job) -> str:
+    """The bar while a job can still move; once it failed or was cancelled, where it got to, never a full
+    bar; while it waits to retry, when its next attempt is due."""
+    if job.status == Status.RETRYING:
+        return format_html('<span class="job-progress" data-live-job="{}">{}</span>', job.pk, next_attempt_html(job))
+    if job.status in (Status.FAILED, Status.CANCELLED):
+        reached = f"stopped at {job.progress}%" if job.progress else "no progress"
+        return format_html('<span class="job-progress job-progress-ended" data-live-job="{}">{}{}</span>', job.pk,
+                           reached, f" ({job.progress_message})" if job.progress_message else "")
     return format_html('<span class="job-progress" data-live-job="{}"><progress max="100" value="{}" title="{}%">'
                        '</progress> {}</span>', job.pk, job.progress, job.progress, job.progress_message)
+
+
+def next_attempt_html(job: Job) -> str:
+    """'next attempt in 2 hours, 40 minutes', the exact time and zone on hover."""
+    if job.run_at is None:
+        return "next attempt: when a worker is free"
+    exact = localtime(job.run_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+    if job.run_at <= now():
+        return format_html('<span title="{}">next attempt due now</span>', exact)
+    return format_html('<span title="{}">next attempt in {}</span>', exact, timeuntil(job.run_at, depth=2))
 
 
 def attempts_html(job: Job) -> str:
