@@ -357,6 +357,7 @@ class Batch(models.Model):
 
 class AuditAction(models.TextChoices):
     RETRY = "retry", "Retry"
+    RUN_NOW = "run_now", "Run now"
     CANCEL = "cancel", "Cancel"
     STOP = "stop", "Stop"
     DELETE = "delete", "Delete record"

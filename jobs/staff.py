@@ -46,6 +46,8 @@ JOB_ACTIONS: dict[str, JobAction] = {
     action.name: action for action in [
         JobAction(AuditAction.RETRY, Role.OPERATOR, services.RETRYABLE,
                   lambda ids, user, before: services.jobs_retry(job_ids=ids, user=user)),
+        JobAction(AuditAction.RUN_NOW, Role.OPERATOR, services.RUN_NOW_FROM,
+                  lambda ids, user, before: services.jobs_run_now(job_ids=ids, user=user)),
         JobAction(AuditAction.CANCEL, Role.OPERATOR, WAITING,
                   lambda ids, user, before: services.jobs_cancel(job_ids=ids, user=user)),
         JobAction(AuditAction.STOP, Role.OPERATOR, (Status.RUNNING,),
@@ -247,7 +249,7 @@ def _target(spec: JobAction, days: int | None) -> str:
 
 # What a job action did to each job it acted on, as its message says it ("Retry: 1 job queued").
 _ACTION_RESULT = {
-    AuditAction.RETRY: "queued", AuditAction.CANCEL: "cancelled", AuditAction.STOP: "asked to stop",
+    AuditAction.RETRY: "queued", AuditAction.RUN_NOW: "queued to run now", AuditAction.CANCEL: "cancelled", AuditAction.STOP: "asked to stop",
     AuditAction.DELETE: "deleted", AuditAction.CLEAN: "deleted", AuditAction.PIN: "pinned",
     AuditAction.UNPIN: "unpinned",
 }

@@ -53,7 +53,7 @@ class JobAdmin(QueuePages, RecordAdmin):
     paginator = BoundedCountPaginator
     show_full_result_count = False
     list_per_page = 50
-    actions = ["retry_jobs", "cancel_jobs", "stop_jobs", "delete_jobs", "clean_jobs", "pin_jobs", "unpin_jobs"]
+    actions = ["retry_jobs", "run_now_jobs", "cancel_jobs", "stop_jobs", "delete_jobs", "clean_jobs", "pin_jobs", "unpin_jobs"]
     change_form_template = "admin/jobs/job/change_form.html"
     fieldsets = [
         (None, {"fields": ["id", "kind", "tenant", "status_badge", "progress_bar", "attempts_display", "queue",
@@ -129,6 +129,10 @@ class JobAdmin(QueuePages, RecordAdmin):
     @admin.action(description="Retry selected jobs (failed or cancelled)", permissions=["operate"])
     def retry_jobs(self, request, queryset):
         return self._act(request, queryset, AuditAction.RETRY)
+
+    @admin.action(description="Run selected jobs now (scheduled or retrying)", permissions=["operate"])
+    def run_now_jobs(self, request, queryset):
+        return self._act(request, queryset, AuditAction.RUN_NOW)
 
     @admin.action(description="Cancel selected jobs (waiting ones)", permissions=["operate"])
     def cancel_jobs(self, request, queryset):
@@ -230,6 +234,8 @@ class JobAdmin(QueuePages, RecordAdmin):
         available = []
         for name, spec in staff.JOB_ACTIONS.items():
             pointless = {AuditAction.CLEAN, AuditAction.UNPIN if not job.pinned else AuditAction.PIN}
+            if job.run_at is None:  # a chain's step waiting for the one before: no time to bring forward
+                pointless.add(AuditAction.RUN_NOW)
             if name not in pointless and job.status in spec.applies_to and self.has_role(request, spec.role, job):
                 available.append((name, spec.label))
         return available
@@ -290,10 +296,11 @@ class JobAdmin(QueuePages, RecordAdmin):
             except ValueError:
                 continue
         jobs = self.get_queryset(request).filter(pk__in=ids).only(
-            "id", "status", "progress", "progress_message", "attempts", "max_attempts", "tenant_id")
+            "id", "status", "progress", "progress_message", "attempts", "max_attempts", "tenant_id", "run_at")
         payload = {
             str(job.pk): {"status": job.status, "status_html": status_badge_html(job),
                           "progress_html": progress_html(job), "attempts_html": attempts_html(job),
+                          "attempts": job.attempts,
                           "finished": job.status in TERMINAL}
             for job in jobs
         }
