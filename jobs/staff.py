@@ -83,6 +83,7 @@ def staff_jobs_act(*, action: str, user, jobs: QuerySet[Job], reason: str = "", 
     action applies to are counted as skipped. `days` is the age (since finishing) for `clean`.
     """
     spec = JOB_ACTIONS[action]
+    named_here = event is None  # a caller's own event (the API's) already says what it acted on
     if event is None:
         event = audit_event_record(user=user, action=action, reason=reason, selection=selection,
                                    state=AuditState.RUNNING, target=_target(spec, days))
@@ -115,8 +116,9 @@ def staff_jobs_act(*, action: str, user, jobs: QuerySet[Job], reason: str = "", 
         seen += len(rows)
         if progress is not None:
             progress(seen, max(total, seen))
-    only = first if seen == 1 and total <= 1 else None
-    return _settle(event, spec, tenants_seen, requested=max(total, seen), only=only)
+    # One job the actor may act on is named; one they may not is never described to them.
+    only = first if seen == 1 and total <= 1 and not event.refused else None
+    return _settle(event, spec, tenants_seen, requested=max(total, seen), only=only, name_target=named_here)
 
 
 def staff_jobs_act_now_or_later(*, action: str, user, jobs: QuerySet[Job], selection: str, reason: str = "",
@@ -260,7 +262,7 @@ def _jobs(count: int) -> str:
 
 
 def _settle(event: AuditEvent, spec: JobAction, tenants_seen: set[int | None], *, requested: int,
-            only: Job | None = None) -> AuditEvent:
+            only: Job | None = None, name_target: bool = True) -> AuditEvent:
     event.requested = requested
     if event.tenant_id is None and len(tenants_seen) == 1:
         event.tenant_id = next(iter(tenants_seen))
@@ -278,7 +280,8 @@ def _settle(event: AuditEvent, spec: JobAction, tenants_seen: set[int | None], *
         parts = [f"{spec.label}: {event.done or 'none'} of {_jobs(requested)} {result}"]
     if only is not None:
         # A one-job action names its job, in the audit trail and in the message.
-        event.target = f"job {only.short_id} ({only.kind})"
+        if name_target:
+            event.target = f"job {only.short_id} ({only.kind})"
         parts[0] += f" (job {only.short_id}, {only.kind})"
     if event.skipped:
         parts.append(f"{event.skipped} skipped (not {' or '.join(spec.applies_to)})")

@@ -117,7 +117,7 @@ def test_it_refuses_a_viewer_forcing_any_action_and_changes_nothing(client, acme
 def test_it_offers_an_operator_retry_cancel_and_stop_but_not_delete_or_clean(client, acme, olga):
     client.force_login(olga)
     jobs = {action: job_in(acme, status) for action, status in ACTION_TARGET.items()}
-    assert offered_actions(client) == {"retry_jobs", "cancel_jobs", "stop_jobs"}
+    assert offered_actions(client) == {"retry_jobs", "run_now_jobs", "cancel_jobs", "stop_jobs"}
     assert detail_buttons(client, jobs["retry"]) == {"retry"}
     assert detail_buttons(client, jobs["cancel"]) == {"cancel"}
     assert detail_buttons(client, jobs["stop"]) == {"stop"}
@@ -158,7 +158,7 @@ def test_it_lets_a_tenant_admin_delete_finished_job_records(client, acme, alice)
     client.force_login(alice)
     finished, running = job_in(acme, Status.FAILED), job_in(acme, Status.RUNNING)
     by_button = job_in(acme, Status.CANCELLED)
-    assert offered_actions(client) == {"retry_jobs", "cancel_jobs", "stop_jobs", "delete_jobs", "clean_jobs",
+    assert offered_actions(client) == {"retry_jobs", "run_now_jobs", "cancel_jobs", "stop_jobs", "delete_jobs", "clean_jobs",
                                        "pin_jobs", "unpin_jobs"}
     assert "delete" in detail_buttons(client, by_button)
     # Deleting asks first; the confirmed POST deletes the finished job and skips the running one.
