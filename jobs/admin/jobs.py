@@ -8,7 +8,8 @@ from uuid import UUID
 from django import forms
 from django.conf import settings
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -23,6 +24,8 @@ from jobs.schedules.models import ScheduleRun
 from tenants.models import Role
 from tenants.scoped_admin import RecordAdmin, ScopedTenantFilter
 from tenants.selectors import tenant_list_for_user
+
+NEW_JOBS_LIMIT = 100
 
 class ActionForm(forms.Form):
     reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
@@ -220,6 +223,7 @@ class JobAdmin(QueuePages, RecordAdmin):
     def get_urls(self):
         own = [
             path("live/", self.admin_site.admin_view(self.live_view), name="jobs_job_live"),
+            path("new/", self.admin_site.admin_view(self.new_jobs_view), name="jobs_job_new"),
             path("queues/", self.admin_site.admin_view(self.queues_view), name="jobs_job_queues"),
             path("queues/<str:name>/<str:operation>/", self.admin_site.admin_view(self.queue_operation_view),
                  name="jobs_job_queue_operation"),
@@ -284,6 +288,34 @@ class JobAdmin(QueuePages, RecordAdmin):
         if action == AuditAction.DELETE and event.done:
             return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if context and "cl" in context:
+            # The newest job the list shows: the "N new jobs" bar counts the matching jobs made since.
+            context["newest_job_id"] = max((str(job.pk) for job in context["cl"].result_list), default="")
+        return response
+
+    def new_jobs_view(self, request):
+        """How many jobs the list's filters and search would show that are newer than `_since` (at most
+        NEW_JOBS_LIMIT), for the list's "N new jobs, show" bar."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        query = request.GET.copy()
+        since = query.pop("_since", [""])[0]
+        request.GET = query
+        try:
+            rows = self.get_changelist_instance(request).get_queryset(request)
+        except (IncorrectLookupParameters, ValidationError, ValueError):
+            return JsonResponse({"new": 0})
+        if since:
+            try:
+                rows = rows.filter(pk__gt=UUID(since))
+            except ValueError:
+                return JsonResponse({"new": 0})
+        count = rows.order_by()[:NEW_JOBS_LIMIT].count()
+        return JsonResponse({"new": count, "more": count >= NEW_JOBS_LIMIT})
 
     def live_view(self, request):
         """Status and progress of the given jobs, rendered as the list renders them, for live refresh."""
