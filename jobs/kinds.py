@@ -47,7 +47,7 @@ def staff_action(ctx, *, event: int, days: int | None = None) -> dict:
     return {"done": record.done, "skipped": record.skipped, "refused": record.refused, "outcome": record.outcome}
 
 
-@job_kind("maintenance.cleanup", queue="low", max_attempts=3, timeout=3600, backoff=300.0)
+@job_kind("maintenance.cleanup", queue="low", system=True, max_attempts=3, timeout=3600, backoff=300.0)
 def cleanup(ctx) -> dict:
     """Delete finished jobs past their tenant's retention (pinned ones are kept), with their attempts,
     and expired delivery records; runs daily by itself. The result counts deletions per tenant."""

@@ -35,6 +35,7 @@ class Kind:
     jitter: float
     schema: type[pydantic.BaseModel]
     public: bool = False
+    system: bool = False
     tenant_concurrency: int | None = None
     tenant_rate: int | None = None
     sensitive: frozenset[str] = frozenset()
@@ -98,6 +99,7 @@ def job_kind(
     jitter: float = 0.2,
     schema: type[pydantic.BaseModel] | None = None,
     public: bool = False,
+    system: bool = False,
     tenant_concurrency: int | None = None,
     tenant_rate: int | None = None,
     sensitive: Iterable[str] = (),
@@ -107,7 +109,8 @@ def job_kind(
     The payload schema is `schema`, or else built from the handler's typed keyword parameters. `backoff`
     is a base in seconds (doubled per attempt up to `backoff_max`), a list of delays, or a function of
     the attempt number. `public` kinds are the ones tenant staff may start themselves (from a schedule);
-    the others are started by code only. `tenant_concurrency` caps how many jobs of this kind one tenant
+    the others are started by code only. `system` kinds run for the platform, never for a tenant: tenant
+    staff never see them offered (filters, forms). `tenant_concurrency` caps how many jobs of this kind one tenant
     may have queued or running at once (on top of the tenant's own limit); `tenant_rate` how many of them
     one tenant's jobs are handed to workers per second (10 webhook deliveries a second, say). `sensitive`
     names payload fields that logs show as "[redacted]" (keys that look like secrets always are).
@@ -131,6 +134,7 @@ def job_kind(
             jitter=jitter,
             schema=schema or schema_from_signature(name, handler),
             public=public,
+            system=system,
             tenant_concurrency=tenant_concurrency,
             tenant_rate=tenant_rate,
             sensitive=frozenset(sensitive),
@@ -194,6 +198,11 @@ def kind_rates() -> dict[str, int]:
 def kind_caps() -> dict[str, int]:
     """Kinds with a per-tenant concurrency cap: kind name -> cap (kept at registration, as above)."""
     return _caps
+
+
+def tenant_kind_names() -> list[str]:
+    """Every kind but the platform's own (`system`): what tenant staff may find jobs of."""
+    return sorted(name for name, kind in _kinds.items() if not kind.system)
 
 
 def public_kind_names() -> list[str]:

@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
-from jobs.registry import kind_names
+from jobs.registry import kind_names, tenant_kind_names
 
 class BoundedCountPaginator(Paginator):
     """Counts at most JOBS_ADMIN_COUNT_LIMIT + 1 rows: a bounded index scan instead of COUNT(*) of the table."""
@@ -34,7 +34,8 @@ class KindFilter(admin.SimpleListFilter):
     parameter_name = "kind"
 
     def lookups(self, request, model_admin):
-        return [(name, name) for name in kind_names()]
+        names = kind_names() if request.user.is_superuser else tenant_kind_names()
+        return [(name, name) for name in names]
 
     def queryset(self, request, queryset):
         return queryset.filter(kind=self.value()) if self.value() else queryset

@@ -6,7 +6,7 @@ from typing import Literal
 from jobs import GiveUp, job_kind
 
 
-@job_kind("ops.alerts_check", queue="high", max_attempts=1, timeout=60)
+@job_kind("ops.alerts_check", queue="high", system=True, max_attempts=1, timeout=60)
 def alerts_check(ctx) -> dict:
     """Compare the health checks with their thresholds; open or resolve incidents and tell the operators.
     Runs every minute from the "Alert check" system schedule (a failed run is not retried: the next
@@ -16,7 +16,7 @@ def alerts_check(ctx) -> dict:
     return check()
 
 
-@job_kind("ops.alert_webhook", queue="high", max_attempts=6, timeout=60, backoff=30.0, backoff_max=1800.0)
+@job_kind("ops.alert_webhook", queue="high", system=True, max_attempts=6, timeout=60, backoff=30.0, backoff_max=1800.0)
 def alert_webhook(ctx, *, incident: int, event: Literal["opened", "resolved"]) -> dict:
     """POST an incident's notice (opened or resolved) to OPS_ALERT_WEBHOOK_URL."""
     from jobs.ops.models import Incident

@@ -42,3 +42,14 @@ def test_staff_of_no_tenant_and_anonymous_users_get_no_count(client, drifter):
     client.force_login(drifter)
     response = client.get(f"{CHANGELIST}new/")
     assert response.status_code == 403
+
+
+def test_tenant_staff_are_never_offered_the_platforms_own_kinds(client, acme, olga, root):
+    client.force_login(olga)
+    kinds = client.get(CHANGELIST).context_data["cl"].filter_specs[1].lookup_choices
+    names = {name for name, _ in kinds}
+    assert "diagnostics.ping" in names and "email.send" in names
+    assert not names & {"maintenance.cleanup", "ops.alerts_check", "ops.alert_webhook"}
+    client.force_login(root)
+    everything = {name for name, _ in client.get(CHANGELIST).context_data["cl"].filter_specs[1].lookup_choices}
+    assert {"maintenance.cleanup", "ops.alerts_check"} <= everything
