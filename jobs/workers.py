@@ -20,6 +20,7 @@ import os
 import signal
 import tempfile
 import time
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -145,17 +146,35 @@ class TrackedWorkerMixin:
     def should_run_maintenance_tasks(self) -> bool:
         return super().should_run_maintenance_tasks or self._reconcile_due()
 
+    def _shutdown(self) -> None:
+        # RQ stops an idle worker by raising StopRequested from the signal handler, wherever the worker
+        # is: inside a reconciler pass or while recording an outcome, a handler that keeps the worker
+        # alive through errors would swallow it, and the worker would never stop. There, the stop waits.
+        if self.__dict__.get("_stop_deferred"):
+            self._stop_requested = True
+            return
+        super()._shutdown()
+
+    @contextmanager
+    def _deferring_stop(self):
+        self.__dict__["_stop_deferred"] = True
+        try:
+            yield
+        finally:
+            self.__dict__["_stop_deferred"] = False
+
     def run_maintenance_tasks(self) -> None:
         if super().should_run_maintenance_tasks:
             super().run_maintenance_tasks()
         if self._reconcile_due():
             self._last_reconcile = time.monotonic()
-            try:
-                reconciler.reconcile_if_leader()
-            except Exception:
-                # A database or Redis outage must not end the worker; the next pass tries again.
-                logger.exception("Reconciler pass failed")
-                connections.close_all()
+            with self._deferring_stop():
+                try:
+                    reconciler.reconcile_if_leader()
+                except Exception:
+                    # A database or Redis outage must not end the worker; the next pass tries again.
+                    logger.exception("Reconciler pass failed")
+                    connections.close_all()
 
     def _reconcile_due(self) -> bool:
         return time.monotonic() - self._last_reconcile >= settings.JOBS_RECONCILE_SECONDS
@@ -177,8 +196,9 @@ class TrackedWorkerMixin:
                     super().execute_job(job, queue)
             finally:
                 # Even when RQ's own bookkeeping fails afterwards (Redis gone), the outcome the horse
-                # handed back is recorded.
-                self._finish(claim, self._collect(claim, time.monotonic() - started))
+                # handed back is recorded; a stop asked for meanwhile takes effect once it is.
+                with self._deferring_stop():
+                    self._finish(claim, self._collect(claim, time.monotonic() - started))
         finally:
             runtime.take_prepared(job.id)
             runtime.forget_stop_request(job.id)

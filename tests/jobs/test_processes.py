@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 import pickle
 from pathlib import Path
 
@@ -153,3 +156,30 @@ def test_a_chain_survives_a_worker_killed_mid_step_and_redis_losing_everything(a
         wait_for(lambda group=group: Batch.objects.get(pk=group.pk).finished_at is not None, timeout=60,
                  what=f"{group.name} to finish")
     assert batch.members.filter(status=Status.SUCCEEDED).count() == 6
+
+
+def test_a_stop_during_a_reconciler_pass_stops_the_worker_after_the_pass(private_redis, processes):
+    # RQ stops an idle worker by raising from its signal handler; inside the reconciler's pass that used
+    # to be caught as a failed pass, and the worker ran on until killed. Hold the pass inside a query.
+    import psycopg
+    from rq import Worker
+
+    from tests.support import database_url
+
+    process = worker(private_redis.url)
+    processes.append(process)
+    wait_for(lambda: Worker.count(connection=private_redis.client()) == 1, timeout=30, what="the worker")
+    with psycopg.connect(database_url()) as blocker:
+        blocker.execute("LOCK TABLE jobs_attempt IN ACCESS EXCLUSIVE MODE")
+        with psycopg.connect(database_url(), autocommit=True) as watcher:
+            def pass_is_waiting() -> bool:
+                return watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                       "AND datname = current_database()").fetchone()[0] > 0
+            wait_for(pass_is_waiting, timeout=30, what="a reconciler pass to wait on the lock")
+            os.killpg(process.pid, signal.SIGTERM)
+            time.sleep(1)
+            assert process.popen.poll() is None  # the pass is still under way: the stop waits for it
+        blocker.rollback()
+    assert process.popen.wait(timeout=20) == 0
+    assert Worker.count(connection=private_redis.client()) == 0
+    assert "Reconciler pass failed" not in process.output()
