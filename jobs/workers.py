@@ -151,7 +151,7 @@ class TrackedWorkerMixin:
         # is: inside a reconciler pass or while recording an outcome, a handler that keeps the worker
         # alive through errors would swallow it, and the worker would never stop. There, the stop waits.
         if self.__dict__.get("_stop_deferred"):
-            self._stop_requested = True
+            self.__dict__["_stop_pending"] = True
             return
         super()._shutdown()
 
@@ -162,6 +162,10 @@ class TrackedWorkerMixin:
             yield
         finally:
             self.__dict__["_stop_deferred"] = False
+        if self.__dict__.pop("_stop_pending", False):
+            # Now what RQ would have done when the signal came: stop at once if idle (this may be deep
+            # in RQ's dequeue loop, which never looks at the flag), after the job if busy.
+            super()._shutdown()
 
     def run_maintenance_tasks(self) -> None:
         if super().should_run_maintenance_tasks:

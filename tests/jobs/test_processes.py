@@ -180,6 +180,33 @@ def test_a_stop_during_a_reconciler_pass_stops_the_worker_after_the_pass(private
             time.sleep(1)
             assert process.popen.poll() is None  # the pass is still under way: the stop waits for it
         blocker.rollback()
-    assert process.popen.wait(timeout=20) == 0
+    try:
+        process.popen.wait(timeout=20)
+    except Exception:
+        print(process.output()[-6000:])
+        raise
+    assert process.popen.returncode == 0
     assert Worker.count(connection=private_redis.client()) == 0
     assert "Reconciler pass failed" not in process.output()
+
+
+def test_a_stop_held_back_by_a_pass_takes_effect_as_rq_would_have_when_it_ends(private_redis):
+    # Passes also run deep in RQ's dequeue loop, which never looks at the stop flag: once the pass ends,
+    # an idle worker stops at once (StopRequested), a busy one after its job (the flag).
+    from rq.exceptions import StopRequested
+    from rq.utils import now
+    from rq.worker import WorkerStatus
+
+    from jobs import transport
+    from jobs.workers import TrackedSimpleWorker
+
+    worker = TrackedSimpleWorker([transport.get_queue("default")], connection=transport.get_connection())
+    worker._shutdown_requested_date = now()  # set by RQ's signal handler before it calls _shutdown
+    with pytest.raises(StopRequested):
+        with worker._deferring_stop():
+            worker._shutdown()  # what RQ's SIGTERM handler calls; held back while the pass runs
+            assert not worker._stop_requested
+    worker.set_state(WorkerStatus.BUSY)
+    with worker._deferring_stop():
+        worker._shutdown()
+    assert worker._stop_requested
