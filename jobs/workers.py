@@ -286,8 +286,11 @@ class TrackedWorkerMixin:
     def handle_exception(self, job, *exc_info) -> None:
         # A handler's failure is already on the attempt's record, traceback included (the admin shows
         # it): one line says so. RQ's log would add a traceback of the engine's own entry point.
-        if _is_plain_tracked(job) and isinstance(exc_info[1], runtime.AttemptFailed):
-            logger.warning("Job %s: attempt failed: %s", job.id, exc_info[1])
+        if _is_plain_tracked(job) and isinstance(exc_info[1], runtime.AttemptFailed | SystemExit):
+            if isinstance(exc_info[1], SystemExit):  # a cold shutdown ended the job's process
+                logger.warning("Job %s: ended by the worker's cold shutdown; its attempt is recorded", job.id)
+            else:
+                logger.warning("Job %s: attempt failed: %s", job.id, exc_info[1])
             call_exception_handlers(self._exc_handlers, job, *exc_info)
             return
         super().handle_exception(job, *exc_info)
