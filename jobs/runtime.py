@@ -20,6 +20,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core import serializers
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef
@@ -64,6 +66,24 @@ class Claim:
 
     def now(self):
         return timezone.now() + self.clock_offset
+
+    def to_json(self) -> bytes:
+        """The claim as the worker hands it to its work process: the rows as Django serializes them."""
+        rows = [self.job, self.attempt, *([self.job.tenant] if self.job.tenant_id is not None else [])]
+        return json.dumps({"rows": serializers.serialize("python", rows),
+                           "clock_offset": self.clock_offset.total_seconds()}, cls=DjangoJSONEncoder).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Claim:
+        message = json.loads(data)
+        rows = [row.object for row in serializers.deserialize("python", message["rows"])]
+        for row in rows:
+            row._state.adding, row._state.db = False, "default"
+        job, attempt, *tenant = rows
+        if tenant:
+            job.tenant = tenant[0]
+        attempt.job = job
+        return cls(job=job, attempt=attempt, clock_offset=timedelta(seconds=message["clock_offset"]))
 
 
 @dataclass

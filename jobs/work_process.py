@@ -12,16 +12,14 @@ whenever it is gone:
 - JOBS_WORK_PROCESS_MAX_MEMORY_MB, when set, bounds its address space: a job that wants more fails
   with MemoryError instead of taking the host's memory.
 
-The claim goes to it over a socket pair as a pickle (a Job and an Attempt the worker itself read from
-the database, between two processes of the same program; nothing from Redis) and the outcome comes back
-as JSON.
+The claim goes to it over a socket pair as JSON (the Job, its Attempt and its tenant, as Django
+serializes rows) and the outcome comes back as JSON: nothing either side reads can run code.
 """
 from __future__ import annotations
 
 import gc
 import logging
 import os
-import pickle
 import resource
 import signal
 import socket
@@ -74,7 +72,7 @@ class WorkProcess:
         self.start()
         self.running_job = str(claim.job.pk)
         try:
-            _send(self._socket, pickle.dumps(claim, protocol=pickle.HIGHEST_PROTOCOL))
+            _send(self._socket, claim.to_json())
             answer = _receive(self._socket)
         except BrokenPipeError:
             answer = None  # it died before it could take the job
@@ -161,7 +159,7 @@ def _serve(sock: socket.socket, *, parent: int, on_fork) -> None:
         if request is None:
             connections.close_all()
             return
-        claim = pickle.loads(request)
+        claim = runtime.Claim.from_json(request)
         result = runtime.attempt_execute(claim)
         _send(sock, _LENGTH.pack(_rss_mb()) + result.to_json())
 

@@ -3,19 +3,25 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import time
-import pickle
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.db import transaction
+from rq import Worker
+from rq.exceptions import StopRequested
+from rq.utils import now
+from rq.worker import WorkerStatus
 
-from jobs import enqueue
+from jobs import enqueue, transport
 from jobs.models import Batch, Job, Outcome, Status, Trigger
 from jobs.services import job_stop
+from jobs.workers import TrackedSimpleWorker
 from tests.jobs.helpers import status_of
-from tests.support import FAST_ENGINE_ENV, Process, RedisServer, wait_for
+from tests.support import FAST_ENGINE_ENV, Process, RedisServer, database_url, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -161,11 +167,6 @@ def test_a_chain_survives_a_worker_killed_mid_step_and_redis_losing_everything(a
 def test_a_stop_during_a_reconciler_pass_stops_the_worker_after_the_pass(private_redis, processes):
     # RQ stops an idle worker by raising from its signal handler; inside the reconciler's pass that used
     # to be caught as a failed pass, and the worker ran on until killed. Hold the pass inside a query.
-    import psycopg
-    from rq import Worker
-
-    from tests.support import database_url
-
     process = worker(private_redis.url)
     processes.append(process)
     wait_for(lambda: Worker.count(connection=private_redis.client()) == 1, timeout=30, what="the worker")
@@ -193,13 +194,6 @@ def test_a_stop_during_a_reconciler_pass_stops_the_worker_after_the_pass(private
 def test_a_stop_held_back_by_a_pass_takes_effect_as_rq_would_have_when_it_ends(private_redis):
     # Passes also run deep in RQ's dequeue loop, which never looks at the stop flag: once the pass ends,
     # an idle worker stops at once (StopRequested), a busy one after its job (the flag).
-    from rq.exceptions import StopRequested
-    from rq.utils import now
-    from rq.worker import WorkerStatus
-
-    from jobs import transport
-    from jobs.workers import TrackedSimpleWorker
-
     worker = TrackedSimpleWorker([transport.get_queue("default")], connection=transport.get_connection())
     worker._shutdown_requested_date = now()  # set by RQ's signal handler before it calls _shutdown
     with pytest.raises(StopRequested):

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from jobs import enqueue, signals, transport
 from jobs.models import Attempt, Job, Outcome, Status, Trigger
+from jobs.runtime import Claim, WorkerIdentity, attempt_claim
 from jobs.services import job_cancel, job_retry
 from jobs.workers import TrackedSimpleWorker
 from tests.jobs import kinds
@@ -210,3 +213,18 @@ def test_a_tracked_workers_command_listener_wakes_every_second():
         assert worker.pubsub_thread.sleep_time <= 1
     finally:
         worker.unsubscribe()
+
+
+def test_a_claim_reaches_the_work_process_as_json_with_its_rows_whole(acme, django_assert_num_queries):
+    job = enqueue("tests.echo", tenant=acme, payload={"text": "héllo", "count": 3})
+    Job.objects.filter(pk=job.pk).update(status=Status.QUEUED)
+    claim = attempt_claim(job_id=str(job.pk), worker=WorkerIdentity(name="w"))
+    data = claim.to_json()
+    assert json.loads(data)["rows"][0]["model"] == "jobs.job"  # JSON: nothing the work process reads can run code
+    with django_assert_num_queries(0):  # the tenant comes along: the handler's tenant context needs no query
+        copy = Claim.from_json(data)
+        assert (copy.job.pk, copy.job.kind, copy.job.payload, copy.job.tenant.slug) == (
+            job.pk, "tests.echo", {"text": "héllo", "count": 3, "when": None}, "acme")
+        assert (copy.attempt.pk, copy.attempt.number, copy.attempt.job is copy.job) == (
+            claim.attempt.pk, 1, True)
+    assert copy.clock_offset == claim.clock_offset and not copy.job._state.adding
