@@ -16,12 +16,13 @@ import traceback
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from functools import cache
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
-from django.core import serializers
-from django.core.serializers.json import DjangoJSONEncoder
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef
@@ -34,6 +35,7 @@ from jobs.exceptions import GiveUp, RetryAfter, Snooze
 from jobs.models import Attempt, Job, Outcome, QueueState, Status, Trigger, error_fingerprint
 from jobs.registry import Kind, get_kind
 from jobs.tenancy import tenant_context
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -68,22 +70,53 @@ class Claim:
         return timezone.now() + self.clock_offset
 
     def to_json(self) -> bytes:
-        """The claim as the worker hands it to its work process: the rows as Django serializes them."""
+        """The claim as the worker hands it to its work process: each row's column values, in order."""
         rows = [self.job, self.attempt, *([self.job.tenant] if self.job.tenant_id is not None else [])]
-        return json.dumps({"rows": serializers.serialize("python", rows),
-                           "clock_offset": self.clock_offset.total_seconds()}, cls=DjangoJSONEncoder).encode()
+        return json.dumps({"rows": [_row_values(row) for row in rows],
+                           "clock_offset": self.clock_offset.total_seconds()}, default=_json_value).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Claim:
         message = json.loads(data)
-        rows = [row.object for row in serializers.deserialize("python", message["rows"])]
-        for row in rows:
-            row._state.adding, row._state.db = False, "default"
-        job, attempt, *tenant = rows
+        job, attempt, *tenant = (_row_from(model, values) for model, values in
+                                 zip((Job, Attempt, Tenant), message["rows"], strict=False))
         if tenant:
             job.tenant = tenant[0]
         attempt.job = job
         return cls(job=job, attempt=attempt, clock_offset=timedelta(seconds=message["clock_offset"]))
+
+
+# How a column's JSON value becomes the field's value again (the rest are JSON as they are).
+_DECODERS = {"DateTimeField": datetime.fromisoformat, "DateField": date.fromisoformat, "UUIDField": UUID,
+             "DecimalField": Decimal}
+
+
+def _row_values(row) -> list:
+    return [getattr(row, f.attname) for f in row._meta.concrete_fields]
+
+
+def _json_value(value):
+    if isinstance(value, date):
+        return value.isoformat()  # datetimes too, to the microsecond and with their zone
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a column value a claim carries")
+
+
+@cache
+def _row_decoders(model) -> tuple[list[str], list]:
+    fields = model._meta.concrete_fields
+    return [f.attname for f in fields], [_DECODERS.get(f.get_internal_type()) for f in fields]
+
+
+def _row_from(model, values: list):
+    """The row as if just read from the database (what `Model.from_db` builds), from `_row_values`."""
+    names, decoders = _row_decoders(model)
+    if len(values) != len(names):
+        raise ValueError(f"A {model.__name__} row has {len(names)} columns, not {len(values)}")
+    values = [value if decode is None or value is None else decode(value)
+              for decode, value in zip(decoders, values, strict=True)]
+    return model.from_db("default", names, values)
 
 
 @dataclass
