@@ -13,7 +13,7 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from jobs import batches  # noqa: F401  (connects members settling to their batch)
-        from jobs import maintenance, registry, tasks_backend
+        from jobs import maintenance, registry, stats, tasks_backend
         from jobs.rq_lockdown import lock_down
 
         lock_down()  # before anything in this process reads from Redis
@@ -31,3 +31,6 @@ class JobsConfig(AppConfig):
         maintenance.system_schedule_register(maintenance.SystemSchedule(
             name=maintenance.CLEANUP_SCHEDULE_NAME, kind=maintenance.CLEANUP_KIND,
             cron=lambda: f"0 {settings.JOBS_CLEANUP_HOUR} * * *", misfire_policy="once"))
+        # The dashboard's figures of days gone by, summarized once each (hourly, so a missed run costs an hour).
+        maintenance.system_schedule_register(maintenance.SystemSchedule(
+            name=stats.SUMMARIZE_SCHEDULE_NAME, kind=stats.SUMMARIZE_KIND, cron="7 * * * *", misfire_policy="once"))

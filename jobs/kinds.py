@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+from jobs import stats
 from jobs.registry import job_kind
 
 
@@ -54,3 +55,10 @@ def cleanup(ctx) -> dict:
     from jobs.maintenance import retention_cleanup
 
     return retention_cleanup(progress=lambda message: ctx.progress(0, message))
+
+
+@job_kind(stats.SUMMARIZE_KIND, queue="low", system=True, max_attempts=3, timeout=1800, backoff=60.0)
+def stats_summarize(ctx) -> dict:
+    """Summarize the finished days the dashboard has not summarized yet (each day once, after it ends);
+    runs hourly by itself. The first run after an upgrade summarizes the last month."""
+    return {"days": stats.stats_summarize()}

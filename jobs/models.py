@@ -330,6 +330,37 @@ class QueueState(models.Model):
         return f"{self.name} ({'paused' if self.paused_at else 'running'})"
 
 
+class StatDay(models.Model):
+    """A day (UTC) whose finished jobs are summarized in DailyStat: the dashboard reads those days from
+    there and only today, or a day not yet summarized, from the jobs themselves."""
+
+    day = models.DateField(primary_key=True)
+    summarized_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d}"
+
+
+class DailyStat(models.Model):
+    """Jobs of one tenant and kind that finished on one day (UTC): how many succeeded and failed, and how
+    long they waited and ran, as counts per latency bucket (jobs.stats.LATENCY_EDGES)."""
+
+    day = models.DateField()
+    tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=100)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    wait = models.JSONField(default=list, help_text="Jobs per wait-time bucket, from due to start.")
+    run = models.JSONField(default=list, help_text="Jobs per run-time bucket, the last attempt's.")
+
+    class Meta:
+        # One row per (day, tenant, kind): its day's StatDay is written in the same transaction.
+        indexes = [models.Index(fields=["day"], name="daily_stat_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.kind}"
+
+
 class Batch(models.Model):
     """Jobs started together. A batch runs its members side by side; a chain (`sequential`) runs them one
     after the other, each once the previous succeeded, and stops at a failure. When every member has
@@ -384,6 +415,7 @@ class AuditAction(models.TextChoices):
     API_TOKEN_REVOKE = "api_token_revoke", "Revoke API token"
     RQ_REMOVE = "rq_remove", "Remove RQ jobs without a record from Redis"
     API_WRITE = "api_write", "Write through the API"
+    WORKER_STOP = "worker_stop", "Stop a worker"
 
 
 class AuditState(models.TextChoices):

@@ -19,8 +19,9 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from jobs import transport
+from jobs.stats import Bar
 from jobs.models import (
-    SHORT_ID_LENGTH, UNFINISHED, AuditEvent, AuditEventJob, Job, QueueState, Status, short_id_expression,
+    SHORT_ID_LENGTH, UNFINISHED, Attempt, AuditEvent, AuditEventJob, Job, QueueState, Status, short_id_expression,
 )
 from tenants.models import Role, Tenant
 from tenants.selectors import tenant_ids_with_role, tenant_list_for_user
@@ -152,18 +153,11 @@ def queue_overview(*, user, now: datetime | None = None) -> list[QueueRow]:
     return list(rows.values())
 
 
-@dataclass
-class HourBucket:
-    hour: datetime
-    succeeded: int = 0
-    failed: int = 0
-
-
-def throughput_by_hour(*, user, hours: int = 24, now: datetime | None = None) -> list[HourBucket]:
+def throughput_by_hour(*, user, hours: int = 24, now: datetime | None = None) -> list[Bar]:
     """Jobs finished per hour (succeeded, failed) over the last `hours` hours, oldest first."""
     now = now or timezone.now()
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
-    buckets = {start + timedelta(hours=i): HourBucket(hour=start + timedelta(hours=i)) for i in range(hours)}
+    buckets = {start + timedelta(hours=i): Bar(start=start + timedelta(hours=i)) for i in range(hours)}
     finished = (job_list_for_user(user=user)
                 .filter(status__in=(Status.SUCCEEDED, Status.FAILED), updated_at__gte=start)
                 .annotate(hour=TruncHour("updated_at")).values_list("hour", "status").annotate(n=Count("id"))
@@ -173,6 +167,42 @@ def throughput_by_hour(*, user, hours: int = 24, now: datetime | None = None) ->
         if bucket is not None:
             setattr(bucket, status, count)
     return list(buckets.values())
+
+
+# A worker renews its key at least every few seconds while it lives; quieter than this, it may be gone.
+WORKER_QUIET_SECONDS = 60
+
+
+@dataclass
+class WorkerRow:
+    worker: transport.WorkerInfo
+    job: Job | None = None  # the job it runs now, when the user may see it
+    busy_elsewhere: bool = False  # it runs a job of a tenant the user does not see
+    uptime: timedelta | None = None
+    quiet_for: timedelta | None = None
+
+    @property
+    def quiet(self) -> bool:
+        return self.quiet_for is not None and self.quiet_for.total_seconds() > WORKER_QUIET_SECONDS
+
+
+def worker_rows(*, user, workers: list[transport.WorkerInfo], now: datetime | None = None) -> list[WorkerRow]:
+    """Workers with the job each runs now, from the database's open attempts (one query): a job of a
+    tenant the user cannot see is only counted as busy, never named."""
+    now = now or timezone.now()
+    open_attempts = (Attempt.objects.filter(ended_at__isnull=True, worker_name__in=[w.name for w in workers])
+                     .select_related("job", "job__tenant").order_by("started_at"))
+    visible = job_list_for_user(user=user)
+    running: dict[str, Job] = {attempt.worker_name: attempt.job for attempt in open_attempts}
+    seen = set(visible.filter(pk__in=[job.pk for job in running.values()]).values_list("pk", flat=True))
+    rows = []
+    for worker in workers:
+        job = running.get(worker.name)
+        rows.append(WorkerRow(worker=worker, job=job if job is not None and job.pk in seen else None,
+                              busy_elsewhere=job is not None and job.pk not in seen,
+                              uptime=now - worker.born if worker.born else None,
+                              quiet_for=now - worker.last_heartbeat if worker.last_heartbeat else None))
+    return rows
 
 
 @dataclass

@@ -191,6 +191,23 @@ def staff_queue_resume(*, name: str, user, reason: str = "") -> AuditEvent:
     return audit_event_record(user=user, action=AuditAction.RESUME_QUEUE, target=f"queue {name}", reason=reason)
 
 
+def staff_worker_stop(*, name: str, user, reason: str = "") -> AuditEvent:
+    """Ask a worker to stop once its current job is done (it finishes that job and records it). Workers
+    serve every tenant: superusers only, checked now."""
+    if not (user.is_active and user.is_superuser):
+        raise PermissionDenied("Only superusers stop workers; they serve every tenant.")
+    try:
+        asked = transport.worker_stop(name)
+    except transport.TransportError as exc:
+        return audit_event_record(user=user, action=AuditAction.WORKER_STOP, target=f"worker {name}", reason=reason,
+                                  state=AuditState.FAILED, outcome=f"Redis unreachable: {exc}", requested=1)
+    if not asked:
+        return audit_event_record(user=user, action=AuditAction.WORKER_STOP, target=f"worker {name}", reason=reason,
+                                  state=AuditState.FAILED, outcome="No such worker is running.", requested=1)
+    return audit_event_record(user=user, action=AuditAction.WORKER_STOP, target=f"worker {name}", reason=reason,
+                              outcome="Asked to stop after its current job.", requested=1, done=1)
+
+
 def staff_tenant_pause(*, tenant: Tenant, user, reason: str = "") -> AuditEvent:
     """The kill switch: none of the tenant's jobs starts until resumed. Its waiting jobs stay in the
     database (those queued in Redis are taken back); running ones finish."""

@@ -17,7 +17,7 @@ import django_rq
 from django.conf import settings
 from redis import Redis
 from redis.exceptions import RedisError
-from rq.command import send_stop_job_command
+from rq.command import send_shutdown_command, send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
@@ -373,6 +373,39 @@ def rate_return(key: str, unused: int) -> None:
     """Give back hand-overs taken with `rate_take` this second but not used."""
     if unused > 0:
         get_connection().decrby(f"jobs:rate:{key}:{int(time.time())}", unused)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A live RQ worker as it registered itself in Redis (plain fields; nothing in its hash is unpickled)."""
+    name: str
+    hostname: str
+    pid: int | None
+    queues: tuple[str, ...]
+    state: str
+    born: datetime | None
+    last_heartbeat: datetime | None
+    succeeded: int
+    failed: int
+
+
+def workers_list() -> list[WorkerInfo]:
+    """Every registered worker, by host and name. Raises `TransportError` when Redis is unreachable."""
+    workers = [WorkerInfo(name=w.name, hostname=w.hostname or "", pid=w.pid, queues=tuple(w.queue_names()),
+                          state=w.get_state(), born=w.birth_date, last_heartbeat=w.last_heartbeat,
+                          succeeded=w.successful_job_count, failed=w.failed_job_count)
+               for w in Worker.all(connection=get_connection())]
+    return sorted(workers, key=lambda w: (w.hostname, w.name))
+
+
+def worker_stop(name: str) -> bool:
+    """Ask a registered worker to stop after its current job (RQ's shutdown command); False if no worker
+    of that name is registered."""
+    connection = get_connection()
+    if name not in {w.name for w in Worker.all(connection=connection)}:
+        return False
+    send_shutdown_command(connection, name)
+    return True
 
 
 def workers_by_queue() -> dict[str, int]:

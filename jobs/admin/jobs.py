@@ -228,6 +228,7 @@ class JobAdmin(QueuePages, RecordAdmin):
             path("queues/<str:name>/<str:operation>/", self.admin_site.admin_view(self.queue_operation_view),
                  name="jobs_job_queue_operation"),
             path("triage/", self.admin_site.admin_view(self.triage_view), name="jobs_job_triage"),
+            path("workers/", self.admin_site.admin_view(self.workers_view), name="jobs_job_workers"),
             path("<path:object_id>/act/<str:action>/", self.admin_site.admin_view(self.job_action_view),
                  name="jobs_job_act"),
         ]

@@ -3,6 +3,7 @@ failure triage (failed and retrying jobs grouped by fingerprint), both pages of 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -11,8 +12,9 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from jobs import selectors, staff
+from jobs import selectors, staff, transport
 from jobs.models import UNFINISHED, WAITING, AuditAction, Status
+from jobs.stats import Bar
 
 
 class QueuePages:
@@ -34,6 +36,24 @@ class QueuePages:
             "unfinished": UNFINISHED,
         }
         return self.page(request, "admin/jobs/queues.html", **context)
+
+    def workers_view(self, request):
+        """Every live worker: host, pid, queues, state, its current job (linked when the user may see it),
+        jobs done, uptime, last heartbeat. Superusers may ask one to stop after its current job."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            name = request.POST.get("worker", "")
+            event = staff.staff_worker_stop(name=name, user=request.user, reason=request.POST.get("reason", "")[:2000])
+            self.message_user(request, f"Stop worker {name}: {event.outcome}", level=staff.outcome_level(event))
+            return HttpResponseRedirect(reverse("admin:jobs_job_workers"))
+        try:
+            workers, unreachable = transport.workers_list(), ""
+        except transport.TransportError as exc:
+            workers, unreachable = [], str(exc)
+        return self.page(request, "admin/jobs/workers.html", title="Workers", unreachable=unreachable,
+                         rows=selectors.worker_rows(user=request.user, workers=workers),
+                         can_stop=request.user.is_superuser)
 
     def queue_operation_view(self, request, name, operation):
         if request.method != "POST":
@@ -83,33 +103,40 @@ class QueuePages:
         self._report(request, event)
 
 
-def throughput_svg(buckets: list[selectors.HourBucket], width: int = 720, height: int = 140) -> str:
-    """Succeeded (green) and failed (red) jobs per hour as stacked bars: inline SVG, no script, no CDN."""
-    peak = max([b.succeeded + b.failed for b in buckets] + [1])
-    slot = width / max(len(buckets), 1)
-    bar = max(slot - 4, 2)
+def throughput_svg(bars: list[Bar], step: timedelta = timedelta(hours=1), width: int = 720, height: int = 140) -> str:
+    """Succeeded (green) and failed (red) jobs per bar (an hour, five minutes, a day) as stacked bars, each
+    with its figures on hover: inline SVG, no script, no CDN."""
+    peak = max([b.succeeded + b.failed for b in bars] + [1])
+    slot = width / max(len(bars), 1)
+    bar_width = max(slot - 4, 2)
     chart_height = height - 20
+    if step >= timedelta(days=1):
+        when, tick, per = "%a %d %b", "%d", "day"
+    else:
+        when, tick, per = "%d %b %H:%M UTC", "%H:%M" if step < timedelta(hours=1) else "%H", (
+            "hour" if step == timedelta(hours=1) else f"{step.seconds // 60} minutes")
+    every = max(1, len(bars) // 8)
 
-    def bars():
-        for index, bucket in enumerate(buckets):
+    def rects():
+        for index, bar in enumerate(bars):
             x = index * slot + 2
-            ok = chart_height * bucket.succeeded / peak
-            bad = chart_height * bucket.failed / peak
-            label = f"{bucket.hour:%H}:00 UTC: {bucket.succeeded} succeeded, {bucket.failed} failed"
-            numbers = (x, chart_height - ok - bad, bar, ok, x, chart_height - bad, bar, bad, x + bar / 2)
+            ok = chart_height * bar.succeeded / peak
+            bad = chart_height * bar.failed / peak
+            label = f"{bar.start:{when}}: {bar.succeeded} succeeded, {bar.failed} failed"
+            numbers = (x, chart_height - ok - bad, bar_width, ok, x, chart_height - bad, bar_width, bad, x + bar_width / 2)
             a, b, c, d, e, f, g, h, i = (f"{n:.1f}" for n in numbers)
-            yield a, b, c, d, label, e, f, g, h, label, i, height - 5, f"{bucket.hour:%H}" if index % 3 == 0 else ""
+            yield a, b, c, d, label, e, f, g, h, label, i, height - 5, f"{bar.start:{tick}}" if index % every == 0 else ""
 
-    rects = format_html_join(
+    shapes = format_html_join(
         "\n",
         '<rect x="{}" y="{}" width="{}" height="{}" fill="#198754"><title>{}</title></rect>'
         '<rect x="{}" y="{}" width="{}" height="{}" fill="#dc3545"><title>{}</title></rect>'
         '<text x="{}" y="{}" font-size="10" text-anchor="middle" fill="#666">{}</text>',
-        bars(),
+        rects(),
     )
     return format_html(
-        '<svg role="img" aria-label="Jobs finished per hour, last 24 hours" width="{}" height="{}" '
+        '<svg role="img" aria-label="Jobs finished per {}" width="{}" height="{}" '
         'viewBox="0 0 {} {}" xmlns="http://www.w3.org/2000/svg">'
-        '<text x="0" y="10" font-size="10" fill="#666">peak {} per hour</text>{}</svg>',
-        width, height, width, height, peak, rects,
+        '<text x="0" y="10" font-size="10" fill="#666">peak {} per {}</text>{}</svg>',
+        per, width, height, width, height, peak, per, shapes,
     )
