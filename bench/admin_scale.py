@@ -306,6 +306,8 @@ def pages(tenant_id: int, job_id: uuid.UUID) -> list[Page]:
         Page("changelist failed", f"{changelist}?status__exact=failed"),
         Page("queues", f"{changelist}queues/"),
         Page("triage", f"{changelist}triage/"),
+        Page("workers", f"{changelist}workers/"),
+        *(Page(f"home dashboard {key}", f"/admin/?range={key}") for key in ("1h", "24h", "7d", "30d")),
     ]
 
 
@@ -416,6 +418,7 @@ def run(args, url: str) -> None:
         print(f"reusing {existing:,} jobs in {args.db} (--reload to load them again)")
         warn_if_stale()
     describe_data()
+    summarize()
     # The superuser filters by the smallest of the staff tenants: the sparsest filter of the run.
     runs = [("superuser", superuser, staff[-1][1])]
     runs += [(f"staff t{rank:02d}", user, tenant) for rank, (user, tenant) in zip(ranks, staff, strict=True)]
@@ -435,6 +438,15 @@ def measure_user(label: str, user, tenant, args) -> list[Measure]:
         results.append(measure(client, page, label, args.reps, args.explain_ms))
         print(f"  {page.name} / {label}: {results[-1].median_ms:.1f} ms", flush=True)
     return results
+
+
+def summarize() -> None:
+    """What the hourly system job does on a live system: the dashboard's days before today, summarized once."""
+    from jobs import stats
+
+    start = time.perf_counter()
+    days = stats.stats_summarize()
+    print(f"dashboard: {days} day(s) summarized in {time.perf_counter() - start:.1f} s (once; then a day an hour)")
 
 
 def describe_data() -> None:

@@ -416,6 +416,8 @@ class AuditAction(models.TextChoices):
     RQ_REMOVE = "rq_remove", "Remove RQ jobs without a record from Redis"
     API_WRITE = "api_write", "Write through the API"
     WORKER_STOP = "worker_stop", "Stop a worker"
+    START = "start", "Start a job"
+    CLONE = "clone", "Clone a job"
 
 
 class AuditState(models.TextChoices):

@@ -23,6 +23,7 @@ from jobs import relay, services, transport
 from jobs.models import (
     TERMINAL, WAITING, AuditAction, AuditEvent, AuditEventJob, AuditState, Job, QueueState, Source, Status,
 )
+from jobs.registry import get_kind, public_kind_names
 from tenants.models import Role, Tenant
 from tenants.selectors import tenant_ids_with_role, user_has_role
 
@@ -189,6 +190,35 @@ def staff_queue_resume(*, name: str, user, reason: str = "") -> AuditEvent:
     relay.forget_paused_cache()
     transaction.on_commit(relay.relay, robust=True)
     return audit_event_record(user=user, action=AuditAction.RESUME_QUEUE, target=f"queue {name}", reason=reason)
+
+
+def staff_job_start(*, kind: str, tenant: Tenant | None, payload: dict, user, reason: str = "",
+                    clone_of: Job | None = None) -> tuple[AuditEvent, Job]:
+    """Start a job from the admin in the actor's name, audited, with the actor's role checked now: tenant
+    staff must be an operator (or admin) of `tenant` and start a public kind; superusers may start any
+    kind, for any tenant or none (a system job). A clone of `clone_of` whose kind, tenant and payload are
+    unchanged is a second run of the same work: any kind an operator could retry.
+
+    Raises PermissionDenied, or ValidationError naming the field (`kind`, `payload.<field>`); then nothing
+    is stored."""
+    spec = get_kind(kind)
+    if not user.is_superuser:
+        if not (user.is_active and tenant is not None and user_has_role(user=user, role=Role.OPERATOR, tenant=tenant)):
+            raise PermissionDenied(f"Starting jobs for {tenant or 'the system'} needs the operator role there.")
+        same_work = clone_of is not None and (clone_of.kind, clone_of.tenant_id, clone_of.payload) == (
+            kind, tenant.pk, spec.validate(payload))
+        if spec.system or not (spec.public or same_work):
+            raise PermissionDenied(f"{kind} is started by the application only; staff may start public kinds "
+                                   f"({', '.join(public_kind_names()) or 'none'}) or clone a job as it was.")
+    with transaction.atomic():
+        job = services.job_enqueue(kind=kind, tenant=tenant, payload=payload, user=user, source=Source.ADMIN)
+        action = AuditAction.CLONE if clone_of is not None else AuditAction.START
+        outcome = f"Started job {job.short_id}" + (f", a copy of job {clone_of.short_id}." if clone_of else ".")
+        event = audit_event_record(user=user, action=action, tenant=tenant, reason=reason, outcome=outcome,
+                                   target=f"job {job.short_id} ({job.kind})", requested=1, done=1)
+        touched = [job.pk, *([clone_of.pk] if clone_of is not None else [])]
+        AuditEventJob.objects.bulk_create([AuditEventJob(event=event, job_id=job_id) for job_id in touched])
+    return event, job
 
 
 def staff_worker_stop(*, name: str, user, reason: str = "") -> AuditEvent:

@@ -19,6 +19,7 @@ from jobs.admin.batches import members_table
 from jobs.admin.filters import BoundedCountPaginator, HasErrorFilter, KindFilter, QueueFilter
 from jobs.admin.html import LIVE_LIMIT, attempts_html, progress_html, status_badge_html
 from jobs.admin.queues import QueuePages
+from jobs.admin.starting import StartPages
 from jobs.models import TERMINAL, AuditAction, AuditEvent, AuditState, Job, Source
 from jobs.schedules.models import ScheduleRun
 from tenants.models import Role
@@ -42,7 +43,7 @@ class ActionForm(forms.Form):
 
 
 @admin.register(Job)
-class JobAdmin(QueuePages, RecordAdmin):
+class JobAdmin(QueuePages, StartPages, RecordAdmin):
     list_display = ["short_id_link", "kind", "tenant", "status_badge", "progress_bar", "attempts_display", "queue",
                     "created_at", "duration_display"]
     list_display_links = None
@@ -229,6 +230,8 @@ class JobAdmin(QueuePages, RecordAdmin):
                  name="jobs_job_queue_operation"),
             path("triage/", self.admin_site.admin_view(self.triage_view), name="jobs_job_triage"),
             path("workers/", self.admin_site.admin_view(self.workers_view), name="jobs_job_workers"),
+            path("start/", self.admin_site.admin_view(self.start_view), name="jobs_job_start"),
+            path("<path:object_id>/clone/", self.admin_site.admin_view(self.clone_view), name="jobs_job_clone"),
             path("<path:object_id>/act/<str:action>/", self.admin_site.admin_view(self.job_action_view),
                  name="jobs_job_act"),
         ]
@@ -256,6 +259,7 @@ class JobAdmin(QueuePages, RecordAdmin):
             "timeline": selectors.job_timeline(job=job),
             "job_actions": self.changeview_actions(request, job),
             "rq_url": dashboard.job_url(job) if request.user.is_superuser else None,
+            "can_clone": self.has_role(request, Role.OPERATOR, job),
             "batch_section": self._batch_section(job),
             **(extra_context or {}),
         }
@@ -296,6 +300,7 @@ class JobAdmin(QueuePages, RecordAdmin):
         if context and "cl" in context:
             # The newest job the list shows: the "N new jobs" bar counts the matching jobs made since.
             context["newest_job_id"] = max((str(job.pk) for job in context["cl"].result_list), default="")
+            context["can_start"] = bool(self.startable_kinds(request))
         return response
 
     def new_jobs_view(self, request):

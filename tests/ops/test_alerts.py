@@ -14,6 +14,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from jobs import enqueue
+from jobs.stats import SUMMARIZE_KIND
 from jobs.mail.models import OutboundEmail
 from jobs.maintenance import CLEANUP_KIND
 from jobs.schedules.services import system_schedules_ensure
@@ -156,7 +157,7 @@ def test_it_does_nothing_while_alerts_are_off(settings, smtp, acme):
 def test_the_check_runs_every_minute_from_a_built_in_system_schedule_when_alerts_are_on(settings):
     settings.OPS_ALERTS_ENABLED = False
     system_schedules_ensure()
-    assert list(Schedule.objects.values_list("kind", flat=True)) == [CLEANUP_KIND]
+    assert sorted(Schedule.objects.values_list("kind", flat=True)) == [CLEANUP_KIND, SUMMARIZE_KIND]
 
     settings.OPS_ALERTS_ENABLED = True
     system_schedules_ensure()

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from jobs import enqueue, transport
+from jobs.maintenance import system_schedules
 from jobs.models import Job, Status
 from jobs.schedules.models import MisfirePolicy, Schedule, ScheduleRun
 from jobs.services import job_cancel
@@ -30,12 +31,13 @@ def worker(redis_url: str) -> Process:
 
 
 def assert_one_entry_per_schedule(schedule: Schedule) -> None:
-    # Ours and the built-in retention cleanup the scheduler made at start: one entry each, nothing else.
+    # Ours and the built-in system schedules the scheduler made at start: one entry each, nothing else.
     entries = transport.schedule_entries()
-    assert set(entries) == set(Schedule.objects.values_list("pk", flat=True)) and len(entries) == 2
+    schedules = set(Schedule.objects.values_list("pk", flat=True))
+    assert set(entries) == schedules and len(entries) == len(schedules) == 1 + sum(s.wanted() for s in system_schedules())
     assert entries[schedule.pk] == schedule.next_fire_at.timestamp()
     scheduler = transport.get_scheduler()
-    assert scheduler.connection.zcard(scheduler.scheduled_jobs_key) == 2
+    assert scheduler.connection.zcard(scheduler.scheduled_jobs_key) == len(schedules)
 
 
 def test_two_schedulers_at_once_fire_each_missed_time_once_and_a_restart_doubles_nothing(acme, private_redis,
