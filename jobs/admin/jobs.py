@@ -66,7 +66,14 @@ class JobAdmin(QueuePages, StartPages, RecordAdmin):
                                "duration_display", "timeout"]}),
         ("Data", {"fields": ["payload_pretty", "result_pretty", "last_error", "error_fingerprint"]}),
     ]
-    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]] + ["tenant_name"]
+
+    def get_fieldsets(self, request, obj=None):
+        # Tenant staff see only their tenants' jobs: the model's note about system jobs is not for them.
+        if request.user.is_superuser:
+            return self.fieldsets
+        return [(title, {**options, "fields": ["tenant_name" if name == "tenant" else name for name in options["fields"]]})
+                for title, options in self.fieldsets]
 
     # Jobs change only through the engine's services (RecordAdmin has no add, change or delete view);
     # deleting is the audited "delete record" action.
@@ -89,6 +96,10 @@ class JobAdmin(QueuePages, StartPages, RecordAdmin):
         return format_html('Schedule <a href="{}">{}</a> ({}, for {})',
                            reverse("admin:schedules_schedule_change", args=[run.schedule_id]), run.schedule.name,
                            run.get_outcome_display().lower(), f"{run.fire_at.astimezone(run.schedule.tz):%Y-%m-%d %H:%M %Z}")
+
+    @admin.display(description="tenant")
+    def tenant_name(self, job: Job) -> str:
+        return str(job.tenant) if job.tenant_id else "-"
 
     @admin.display(description="id")
     def short_id_link(self, job: Job) -> str:
