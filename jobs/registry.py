@@ -180,6 +180,11 @@ def get_kind(name: str) -> Kind:
     return kind
 
 
+def find_kind(name: str) -> Kind | None:
+    """The kind if registered (no resolver runs: for display), else None."""
+    return _kinds.get(name)
+
+
 def all_kinds() -> list[Kind]:
     return list(_kinds.values())
 

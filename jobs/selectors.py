@@ -6,6 +6,7 @@ Every query here is bounded by an index: unfinished rows (few), failed or finish
 """
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -36,9 +37,19 @@ def job_list_for_user(*, user) -> QuerySet[Job]:
     return Job.objects.filter(tenant_id__in=tenant_ids_with_role(user=user, role=Role.VIEWER))
 
 
+# `report_id:7`, `address.city:Paris`: a payload field (dotted for nested ones) and the value it holds.
+_PAYLOAD_TERM = re.compile(r"(?<!\S)([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?!//)(\S+)")  # not a URL's scheme
+
+
 def job_search(jobs: QuerySet[Job], term: str) -> QuerySet[Job]:
-    """The jobs a search term finds: a full id, an 8-character short id, or text in the kind, payload or error."""
+    """The jobs a search term finds: a full id, an 8-character short id, payload fields (`report_id:7`,
+    every one given must match), or text in the kind, payload or error (what is left of the term)."""
     term = term.strip()
+    fields = _PAYLOAD_TERM.findall(term)
+    if fields:
+        for name, value in fields:
+            jobs = jobs.filter(_payload_field_is(name, value))
+        term = _PAYLOAD_TERM.sub(" ", term).strip()
     if not term:
         return jobs
     try:
@@ -52,6 +63,21 @@ def job_search(jobs: QuerySet[Job], term: str) -> QuerySet[Job]:
             return by_short_id
     text = Q(kind__icontains=term) | Q(last_error__icontains=term) | Q(payload_text__icontains=term)
     return jobs.annotate(payload_text=Cast("payload", TextField())).filter(text)
+
+
+def _payload_field_is(name: str, value: str) -> Q:
+    """The payload field holds `value` as typed: as text, or as the number, true, false or null it spells."""
+    lookup = "payload__" + name.replace(".", "__")
+    matches = Q(**{lookup: value})
+    try:
+        scalar = json.loads(value)
+    except ValueError:
+        return matches
+    if scalar is None:
+        return matches | Q(**{lookup: None})  # JSON null (a missing field is not null)
+    if isinstance(scalar, bool | int | float):
+        return matches | Q(**{lookup: scalar})
+    return matches
 
 
 # What the Jobs admin's list filters on, by query-string parameter: its list filters' own parameters

@@ -49,7 +49,8 @@ class JobAdmin(QueuePages, StartPages, RecordAdmin):
     list_display_links = None
     list_filter = ["status", KindFilter, QueueFilter, ("tenant", ScopedTenantFilter), "created_at", HasErrorFilter, "pinned"]
     search_fields = ["id"]  # shows the search box; `get_search_results` decides what a term means
-    search_help_text = "A job id (full, or the 8-character short id), or text in the kind, payload or error."
+    search_help_text = ("A job id (full, or the 8-character short id); payload fields as name:value (report_id:7, "
+                        "address.city:Paris); or text in the kind, payload or error.")
     list_select_related = ["tenant"]
     # Ids are time-ordered (UUIDv7): newest first by primary key is the cheapest order there is.
     ordering = ["-id"]
@@ -345,7 +346,7 @@ class JobAdmin(QueuePages, StartPages, RecordAdmin):
             except ValueError:
                 continue
         jobs = self.get_queryset(request).filter(pk__in=ids).only(
-            "id", "status", "progress", "progress_message", "attempts", "max_attempts", "tenant_id", "run_at")
+            "id", "kind", "status", "progress", "progress_message", "attempts", "max_attempts", "tenant_id", "run_at")
         payload = {
             str(job.pk): {"status": job.status, "status_html": status_badge_html(job),
                           "progress_html": progress_html(job), "attempts_html": attempts_html(job),

@@ -8,6 +8,7 @@ from django.test import Client
 from jobs import enqueue
 from jobs.models import AuditAction, AuditEvent, Job, Source, Status
 from jobs.selectors import audit_events_for_job
+from tests.jobs import kinds  # noqa: F401 (registers tests.echo)
 
 START = "/admin/jobs/job/start/"
 
