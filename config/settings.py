@@ -407,6 +407,8 @@ LOGGING = {
         "jobs.events": {"level": env.str("JOBS_EVENTS_LOG_LEVEL", default=_JOBS_LOG_LEVEL)},
         "tenants": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "reports": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # A handler of its own here keeps rq-scheduler from adding a second one (each line printed twice).
+        "rq_scheduler.scheduler": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

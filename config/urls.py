@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
 from jobs import dashboard
+from jobs.webhooks import demo
 
 urlpatterns = [
     path("admin/rq/", include((dashboard.urlpatterns(), "django_rq"))),
@@ -22,5 +24,8 @@ urlpatterns = [
          name="password_reset_confirm"),
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
 ]
+
+if settings.DEBUG:  # the demo's webhook receiver (./run dev), never in production
+    urlpatterns += demo.urlpatterns
 
 handler403 = "tenants.views.permission_denied"

@@ -33,7 +33,11 @@ TENANTS = [("acme", "Acme Corp"), ("globex", "Globex Inc")]
 class Command(BaseCommand):
     help = "Create demo tenants, logins and jobs in several states (idempotent; DEBUG only)."
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--port", type=int, default=8000, help="the development server's port (its webhook receiver)")
+
     def handle(self, *args, **options) -> None:
+        self.port = options["port"]
         if not settings.DEBUG:
             raise CommandError("demo_setup creates well-known passwords; it runs only with DEBUG on.")
         with transaction.atomic():
@@ -44,6 +48,7 @@ class Command(BaseCommand):
             if not Job.objects.filter(tenant__in=tenants.values()).exists():
                 self._jobs(tenants)
             self._schedules(tenants)
+            self._webhook_endpoints(tenants["acme"])
         lines = ["logins (development only):"] + [
             f"  {u:<6} / {p:<12} {'superuser' if s else f'staff, {r} of {t}'}" for u, p, s, t, r in LOGINS
         ]
@@ -97,11 +102,17 @@ class Command(BaseCommand):
         email_bulk(tenant=acme, template="notice", recipients=[f"customer{n}@example.com" for n in range(1, 21)],
                    context={"subject": "Maintenance on Sunday", "body": "We will be down for ten minutes."},
                    source=Source.CLI)
-        # An endpoint nobody answers for (a reserved .invalid name): its deliveries show retries and errors.
-        WebhookEndpoint.objects.get_or_create(tenant=acme, url="https://receiver.acme.invalid/webhooks",
-                                              defaults={"description": "Demo: an endpoint that is down"})
+        self._webhook_endpoints(acme)
         webhook_send(tenant=acme, event_type="invoice.paid", payload={"invoice": 1042, "amount": "99.00"})
         self._reports(acme)
+
+    def _webhook_endpoints(self, acme) -> None:
+        """Two endpoints on the development server's own receiver (jobs.webhooks.demo): one takes events, one is
+        down (503), so deliveries show both outcomes and retries. Their address follows the port in use."""
+        base = f"http://127.0.0.1:{self.port}/demo/webhook-sink"
+        for behaviour, description in (("ok", "Demo: a receiver that answers"), ("down", "Demo: a receiver that is down")):
+            WebhookEndpoint.objects.update_or_create(tenant=acme, description=description,
+                                                     defaults={"url": f"{base}/{behaviour}/"})
 
     def _reports(self, acme) -> None:
         alice = get_user_model().objects.get(username="alice")
