@@ -4,6 +4,8 @@ decides; its errors land on the fields they name, and what was typed stays in th
 from __future__ import annotations
 
 
+import json
+
 from django import forms
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
@@ -32,6 +34,24 @@ def payload_fields(kind: Kind, initial: dict | None = None) -> dict[str, forms.F
         field.help_text = spec.get("description", "")
         fields[name] = field
     return fields
+
+
+def payload_guide(kind: Kind) -> dict:
+    """What a kind's payload holds, for a person typing one: each field with its type and default (or that it
+    is required), and the defaults as a payload to start from."""
+    schema = kind.schema.model_json_schema()
+    required = set(schema.get("required", ()))
+    fields, defaults = [], {}
+    for name, spec in schema.get("properties", {}).items():
+        types = [option.get("format") or option.get("type", "any") for option in spec.get("anyOf", [spec])]
+        described = f"{name} ({' or '.join(types)})"
+        if name in required:
+            described += ", required"
+        elif "default" in spec:
+            described += f", default {json.dumps(spec['default'])}"
+            defaults[name] = spec["default"]
+        fields.append(described)
+    return {"fields": fields, "defaults": defaults}
 
 
 def _field_for(spec: dict, *, required: bool) -> forms.Field:

@@ -1,6 +1,8 @@
 """Staff pages for cron schedules: tenant admins manage their tenant's, superusers also system-wide ones."""
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -10,13 +12,15 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from jobs.admin.html import status_badge_html
+from jobs.admin.starting import payload_guide
 from jobs.models import Job
 from jobs.registry import get_kind, kind_names, public_kind_names
 from jobs.schedules import cron
 from jobs.schedules.models import Schedule, ScheduleRun
 from jobs.schedules.services import schedule_delete, schedule_run_now, schedule_save, schedules_set_enabled
-from tenants.scoped_admin import ScopedTenantFilter, TenantScopedAdmin
 from tenants.models import Role
+from tenants.scoped_admin import ScopedTenantFilter, TenantScopedAdmin
+from tenants.selectors import tenant_list_with_role
 
 RECENT_RUNS = 10
 UPCOMING = 5
@@ -50,8 +54,14 @@ class ScheduleForm(forms.ModelForm):
         if self.instance.pk and self.instance.kind not in names:
             names = [*names, self.instance.kind]
         self.fields["kind"].choices = [(name, name) for name in names]
+        if "tenant" in self.fields and not (self.user is not None and self.user.is_superuser):
+            self.fields["tenant"].help_text = ""  # system-wide schedules are not theirs to make
+        # The payload field says what the chosen kind takes (schedule_form.js keeps it in step with the kind).
+        guides = {name: payload_guide(get_kind(name)) for name in names}
+        self.fields["payload"].widget.attrs["data-kind-guides"] = json.dumps(guides)
         if self.instance.pk is None:
-            self.initial.setdefault("payload", {})
+            chosen = self.initial.get("kind") or (names[0] if names else None)
+            self.initial.setdefault("payload", guides[chosen]["defaults"] if chosen else {})
 
     def clean_cron(self) -> str:
         return cron.cron_check(self.cleaned_data["cron"])
@@ -99,6 +109,14 @@ class ScheduleAdmin(TenantScopedAdmin):
             return [main, ("When", {"fields": timing})]
         return [main, ("When", {"fields": ["in_words", *timing]}),
                 ("Runs", {"fields": ["upcoming", "recent_runs", "created_by", "created_at"]})]
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        if "tenant" not in initial and not request.user.is_superuser:
+            tenants = list(tenant_list_with_role(user=request.user, role=self.change_role)[:2])
+            if len(tenants) == 1:  # the one tenant they may add schedules to
+                initial["tenant"] = tenants[0].pk
+        return initial
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

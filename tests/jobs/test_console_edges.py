@@ -69,3 +69,11 @@ def test_moments_read_relative_with_the_exact_time_on_hover():
     assert ">12 s ago</time>" in when_html(now - timedelta(seconds=12), now)
     assert f'title="{timezone.localtime(now):%Y-%m-%d %H:%M:%S} UTC"' in when_html(now, now)
     assert when_html(None) == "-"
+
+
+def test_the_schedule_form_preselects_the_tenant_and_shows_the_kinds_fields_and_defaults(acme, alice):
+    page = logged_in(alice).get("/admin/schedules/schedule/add/").content.decode()
+    assert f'<option value="{acme.pk}" selected>Acme Corp</option>' in page  # her one tenant
+    assert "steps (integer), default 1" in page  # the guide under the payload, for each kind offered
+    assert "&quot;steps&quot;: 1" in page  # the payload starts as the kind's defaults
+    assert "system-wide" not in page  # not theirs to make
