@@ -20,6 +20,7 @@ from tenants.scoped_admin import ScopedTenantFilter, TenantScopedAdmin
 class ReportAdmin(TenantScopedAdmin):
     list_display = ["title", "type_title", "format", "state_display", "tenant", "rows", "size_display", "created_at",
                     "download"]
+    list_truncate = {"title": 14, "type_title": 9, "state_display": 14, "tenant": 8}
     list_filter = ["state", "format", "type", ("tenant", ScopedTenantFilter), "created_at"]
     list_select_related = ["tenant", "job", "requested_by"]
     search_fields = ["title"]

@@ -29,6 +29,8 @@ class TenantScopedAdmin(admin.ModelAdmin):
 
     tenant_path = "tenant"
     change_role: str | None = None
+    # List columns cut to this width (em) with an ellipsis, whole on hover (templates/admin/change_list.html).
+    list_truncate: dict[str, float] = {}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return self.scope(super().get_queryset(request), request.user)
@@ -148,7 +150,9 @@ def when_html(value: datetime | None, now: datetime | None = None) -> str:
         return "-"
     now = now or timezone.now()
     seconds = (now - value).total_seconds()
-    if abs(seconds) < 60:
+    if abs(seconds) < 1:
+        words = "just now"
+    elif abs(seconds) < 60:
         words = f"{abs(seconds):.0f} s ago" if seconds >= 0 else f"in {-seconds:.0f} s"
     else:
         words = f"{timesince(value, now, depth=1)} ago" if seconds > 0 else f"in {timeuntil(value, now, depth=1)}"

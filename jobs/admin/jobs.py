@@ -47,6 +47,7 @@ class JobAdmin(QueuePages, StartPages, RecordAdmin):
     list_display = ["short_id_link", "kind", "tenant", "status_badge", "progress_bar", "attempts_display", "queue",
                     "created_at", "duration_display"]
     list_display_links = None
+    list_truncate = {"kind": 13, "tenant": 9, "progress_bar": 15}
     list_filter = ["status", KindFilter, QueueFilter, ("tenant", ScopedTenantFilter), "created_at", HasErrorFilter, "pinned"]
     search_fields = ["id"]  # shows the search box; `get_search_results` decides what a term means
     search_help_text = ("A job id (full, or the 8-character short id); payload fields as name:value (report_id:7, "

@@ -31,6 +31,7 @@ def job_link(job_id, label: str = "") -> str:
 class OutboundEmailAdmin(RecordAdmin):
     list_display = ["created_at", "recipients", "subject", "tenant", "state_badge", "sends", "send_job", "bulk_job",
                     "sent_at"]
+    list_truncate = {"recipients": 14, "subject": 14, "tenant": 8}
     list_filter = ["state", ("tenant", ScopedTenantFilter), "template", "created_at"]
     search_fields = ["subject", "key", "to"]
     list_select_related = ["tenant"]

@@ -95,6 +95,7 @@ class ScheduleAdmin(TenantScopedAdmin):
     form = ScheduleForm
     change_role = Role.ADMIN
     list_display = ["name", "tenant", "kind", "when", "state", "next_run", "last_run"]
+    list_truncate = {"name": 16, "tenant": 8, "kind": 11, "when": 16, "last_run": 14}
     list_filter = ["enabled", "misfire_policy", ("tenant", ScopedTenantFilter)]
     search_fields = ["name", "kind"]
     list_select_related = ["tenant"]

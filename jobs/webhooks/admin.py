@@ -55,6 +55,7 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
     form = EndpointForm
     list_display = ["url", "tenant", "description", "events_display", "active", "health", "last_success_at",
                     "messages_link"]
+    list_truncate = {"url": 16, "tenant": 8, "description": 10, "events_display": 8, "health": 8}
     list_filter = ["active", ("tenant", ScopedTenantFilter)]
     search_fields = ["url", "description"]
     list_select_related = ["tenant"]
@@ -170,6 +171,7 @@ class DeliveryInline(admin.TabularInline):
 @admin.register(WebhookMessage)
 class WebhookMessageAdmin(RecordAdmin):
     list_display = ["created_at", "event_type", "endpoint", "tenant", "state", "delivery_count", "deliver_job"]
+    list_truncate = {"event_type": 14, "endpoint": 14, "tenant": 8}
     list_filter = ["state", "event_type", EndpointFilter, ("tenant", ScopedTenantFilter)]
     search_fields = ["id", "event_type"]
     list_select_related = ["tenant", "endpoint"]
