@@ -16,10 +16,13 @@ def ping(ctx, *, seconds: float = 0.0, steps: int = 1, fail_times: int = 0) -> d
     """Check workers end to end after a deploy: sleeps `seconds` over `steps` progress reports and
     fails its first `fail_times` attempts."""
     steps = max(1, steps)
+    ctx.log(f"ping on {ctx.attempt.worker_name}: {steps} step(s) over {seconds:g} s")
     for step in range(1, steps + 1):
         time.sleep(seconds / steps)
         ctx.progress(100 * step / steps, f"step {step} of {steps}")
+        ctx.log(f"step {step} of {steps} done")
     if ctx.attempt.number <= fail_times:
+        ctx.log(f"failing on purpose: attempt {ctx.attempt.number} of {fail_times} planned failures", "warning")
         raise PingFailure(f"failing on purpose (attempt {ctx.attempt.number} of {fail_times} planned failures)")
     return {"pong": True, "attempt": ctx.attempt.number, "worker": ctx.attempt.worker_name}
 

@@ -318,6 +318,28 @@ class Attempt(models.Model):
         return self.ended_at - self.started_at if self.ended_at else None
 
 
+class LogLevel(models.TextChoices):
+    DEBUG = "debug", "Debug"
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+
+
+class AttemptLog(models.Model):
+    """A line a handler wrote with `ctx.log(...)` during an attempt (at most JOBS_LOG_LINES per attempt)."""
+
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="log_lines")
+    at = models.DateTimeField(default=timezone.now)
+    level = models.CharField(max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["attempt", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.level} {self.message[:60]}"
+
+
 class QueueState(models.Model):
     """Operator state of an RQ queue. A paused queue's waiting jobs stay in the database until resumed."""
 

@@ -32,7 +32,7 @@ from rq.timeouts import JobTimeoutException
 
 from jobs import eventlog, postgres, signals
 from jobs.exceptions import GiveUp, RetryAfter, Snooze
-from jobs.models import Attempt, Job, Outcome, QueueState, Status, Trigger, error_fingerprint
+from jobs.models import Attempt, AttemptLog, Job, LogLevel, Outcome, QueueState, Status, Trigger, error_fingerprint
 from jobs.registry import Kind, get_kind
 from jobs.tenancy import tenant_context
 from tenants.models import Tenant
@@ -149,12 +149,44 @@ class JobContext:
     """What a handler gets as `ctx`: the job, its tenant, the attempt, and throttled progress."""
 
     def __init__(self, claim: Claim) -> None:
+        self._clock_offset = claim.clock_offset
         self.job = claim.job
         self.tenant = claim.job.tenant
         self.attempt = claim.attempt
         self._reported: tuple[int, str] | None = None
         self._written: tuple[int, str] | None = None
         self._last_write = 0.0
+        self._log_lines: list[AttemptLog] = []
+        self._logged = 0  # lines written this attempt, kept or not
+        self._last_log_write = 0.0
+
+    def log(self, message: str, level: str = LogLevel.INFO) -> None:
+        """A line for the attempt's log on the job's page (with its time and level); written with progress's
+        throttle, and whatever is left when the attempt ends. JOBS_LOG_LINES per attempt are kept."""
+        if level not in LogLevel.values:
+            raise ValueError(f"Unknown log level {level!r}; use one of {', '.join(LogLevel.values)}")
+        self._logged += 1
+        if self._logged <= settings.JOBS_LOG_LINES:
+            self._log_lines.append(AttemptLog(attempt_id=self.attempt.pk, at=timezone.now() + self._clock_offset,
+                                              level=level, message=str(message)[:ERROR_MESSAGE_LIMIT]))
+        if time.monotonic() - self._last_log_write >= settings.JOBS_PROGRESS_MIN_INTERVAL:
+            self.flush_log()
+
+    def flush_log(self, *, final: bool = False) -> None:
+        """Write the lines logged since the last write (at the end, say how many were not kept)."""
+        self._last_log_write = time.monotonic()
+        if final and self._logged > settings.JOBS_LOG_LINES:
+            self._log_lines.append(AttemptLog(
+                attempt_id=self.attempt.pk, at=timezone.now() + self._clock_offset, level=LogLevel.WARNING,
+                message=f"{self._logged - settings.JOBS_LOG_LINES} more line(s) not kept: an attempt keeps "
+                        f"{settings.JOBS_LOG_LINES} (JOBS_LOG_LINES)."))
+        if not self._log_lines:
+            return
+        lines, self._log_lines = self._log_lines, []
+        try:
+            AttemptLog.objects.bulk_create(lines)
+        except Exception:  # the job's outcome matters more than its log lines
+            logger.warning("Job %s: %d log line(s) could not be stored", self.job.pk, len(lines), exc_info=True)
 
     def progress(self, percent: float, message: str = "") -> None:
         """Report progress (0-100). Writes are throttled; the last value always lands at the end."""
@@ -286,8 +318,19 @@ def attempt_execute(claim: Claim) -> AttemptResult:
     finally:
         _stop_requests.discard(str(claim.job.pk))
         _running.reset(running)
+        ctx.flush_log(final=True)
     outcome.progress, outcome.progress_message = ctx.final_progress()
     return outcome
+
+
+def log(message: str, level: str = LogLevel.INFO) -> None:
+    """`ctx.log` from anywhere in the running attempt's code (a Django task, a helper); outside a job it
+    goes to this module's logger instead."""
+    ctx = _running.get()
+    if ctx is None:
+        logger.log(logging.getLevelNamesMapping().get(str(level).upper(), logging.INFO), "%s", message)
+        return
+    ctx.log(message, level)
 
 
 def current_context() -> JobContext | None:

@@ -20,13 +20,14 @@ from jobs.admin.filters import BoundedCountPaginator, HasErrorFilter, KindFilter
 from jobs.admin.html import LIVE_LIMIT, attempts_html, progress_html, status_badge_html
 from jobs.admin.queues import QueuePages
 from jobs.admin.starting import StartPages
-from jobs.models import TERMINAL, AuditAction, AuditEvent, AuditState, Job, Source
+from jobs.models import TERMINAL, AttemptLog, AuditAction, AuditEvent, AuditState, Job, Source
 from jobs.schedules.models import ScheduleRun
 from tenants.models import Role
 from tenants.scoped_admin import RecordAdmin, ScopedTenantFilter
 from tenants.selectors import tenant_list_for_user
 
 NEW_JOBS_LIMIT = 100
+LOG_SHOWN = 2000  # log lines on a job's page (JOBS_LOG_LINES per attempt are kept)
 
 class ActionForm(forms.Form):
     reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
@@ -266,7 +267,12 @@ class JobAdmin(QueuePages, StartPages, RecordAdmin):
         if job is None:
             return super().change_view(request, object_id, form_url, extra_context)
         attempts = list(job.attempt_set.select_related("triggered_by").order_by("number"))
+        log_lines = list(AttemptLog.objects.filter(attempt__job=job).select_related("attempt")
+                         .only("at", "level", "message", "attempt__number").order_by("attempt__number", "id")[:LOG_SHOWN])
         context = {
+            "log_lines": log_lines,
+            "log_shown_limit": LOG_SHOWN if len(log_lines) == LOG_SHOWN else None,
+            "log_live": job.status not in TERMINAL,
             "job": job,
             "attempts": attempts,
             "timeline": selectors.job_timeline(job=job),

@@ -81,3 +81,18 @@ def test_the_workers_page_shows_a_running_job_and_a_superuser_stops_the_worker(b
     assert status_of(job) == Status.SUCCEEDED
     assert AuditEvent.objects.get(action=AuditAction.WORKER_STOP).actor == root
     shoot(page, "workers-page-after-stop")
+
+
+def test_a_running_jobs_log_lines_appear_on_its_page_as_they_are_written(browser_page, live_server, worker, acme,
+                                                                        olga):
+    job = enqueue("diagnostics.ping", tenant=acme, payload={"seconds": 6, "steps": 6})
+    wait_for(lambda: status_of(job) == Status.RUNNING, timeout=30, what="the job to start")
+    page = browser_page
+    log_in(page, live_server, "olga", f"/admin/jobs/job/{job.pk}/change/")
+    log = page.locator("#job-log")
+    expect(log).to_contain_text("step 2 of 6 done", timeout=20_000)
+    assert "step 6 of 6 done" not in log.inner_text()  # it arrived while the page was open
+    shoot(page, "job-page-log-live")
+    expect(log).to_contain_text("step 6 of 6 done", timeout=30_000)
+    expect(page.locator(f'.job-status[data-live-job="{job.pk}"]')).to_have_text("Succeeded", timeout=30_000)
+    expect(log.locator("h2")).to_have_text("Log (7 lines)")

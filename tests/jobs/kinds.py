@@ -100,3 +100,10 @@ def parent(ctx, *, pin: str, api_token: str = "") -> str:
     from jobs import enqueue
 
     return str(enqueue("tests.echo", tenant=ctx.tenant, payload={"text": "child"}).pk)
+
+
+@job_kind("tests.logger", max_attempts=1)
+def logger(ctx, *, lines: int, level: str = "info") -> int:
+    for n in range(1, lines + 1):
+        ctx.log(f"line {n}", level)
+    return lines
