@@ -194,16 +194,28 @@ def _write_pdf(data: ReportData, *, out: BinaryIO, meta: dict[str, Any], describ
     for index, table in enumerate(data.tables):
         shown = [[_pdf_cell(value) for value in row] for row in itertools.islice(table.rows(), limit + 1)]
         more = len(shown) > limit
-        tables.append(PdfTable(table.title, table.columns, shown[:limit], more))
+        tables.append(PdfTable(table.title, [column_title(column) for column in table.columns], shown[:limit], more))
         rows += len(shown[:limit])
         on_rows(index, len(shown[:limit]))
     html = render_to_string("reports/report.html", {
-        "wide": max((len(table.columns) for table in tables), default=0) > 10,
+        "wide": max((len(table.columns) for table in tables), default=0) > 8,
         "meta": meta, "described": described, "summary": [(label, _pdf_cell(value)) for label, value in data.summary],
         "chart": chart_geometry(data.chart) if data.chart else None, "tables": tables, "row_limit": limit,
     })
     render(html, out)
     return rows
+
+
+# Column names a PDF prints otherwise than capitalized with spaces (CSV and JSON keep the names as they are).
+_TITLES = {"id": "ID", "url": "URL", "pct": "%", "ms": "(ms)", "seconds": "(s)", "at": ""}
+
+
+def column_title(name: str) -> str:
+    """A data column's name as a person reads it: "success_rate_pct" is "Success rate %", "created_at" is
+    "Created", "duration_ms" is "Duration (ms)"."""
+    words = [_TITLES.get(word, word) for word in name.split("_")]
+    title = " ".join(word for word in words if word).strip() or name
+    return title[0].upper() + title[1:]
 
 
 def _pdf_cell(value: Any) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import subprocess
 import zipfile
 
 import pytest
@@ -226,3 +228,19 @@ def test_every_type_in_every_data_format_reads_back_row_for_row(acme, alice, his
             assert b"globex" not in raw and history["secret"].encode() not in raw, (report_type.name, fmt)
             checked += 1
     assert checked == 14
+
+
+def test_pdf_tables_fit_the_page_with_column_titles_people_read(acme, alice, history, tmp_path):
+    for type in ("jobs.audit", "webhooks.deliveries", "jobs.list"):
+        _, raw = generate(acme, alice, type, "pdf")
+        path = tmp_path / f"{type}.pdf"
+        path.write_bytes(raw)
+        boxes = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True, check=True,
+                               text=True).stdout
+        width = float(re.search(r'<page width="([\d.]+)"', boxes).group(1))
+        right = max(float(x) for x in re.findall(r'xMax="([\d.]+)"', boxes))
+        assert right <= width - 20, f"{type}: text reaches {right:.0f} of a {width:.0f} pt page"
+        text = pdf_text(path)
+        assert "_" not in " ".join(line for line in text.splitlines() if "Created" in line), type  # a header row
+    deliveries = pdf_text(tmp_path / "webhooks.deliveries.pdf")
+    assert "Duration (ms)" in deliveries and "Status code" in deliveries and "Success rate %" in deliveries
