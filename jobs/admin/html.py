@@ -31,7 +31,7 @@ def progress_html(job: Job) -> str:
     if job.status == Status.RETRYING:
         return format_html('<span class="job-progress" data-live-job="{}">{}</span>', job.pk, next_attempt_html(job))
     if job.status in (Status.FAILED, Status.CANCELLED):
-        if not job.attempts:  # ended before it ran: what it waited for is no longer news
+        if not job.attempts and not job.progress:  # ended before it ran: what it waited for is no longer news
             return format_html('<span class="job-progress job-progress-ended" data-live-job="{}">not started</span>',
                                job.pk)
         reached = f"stopped at {job.progress}%" if job.progress else "no progress"
