@@ -246,7 +246,7 @@ def load(url: str, rows: int, tenant_ids: list[int]) -> float:
     generator = Generator(rows, tenant_ids, datetime.now(UTC))
     with psycopg.connect(url) as conn:
         conn.execute("SET maintenance_work_mem = '512MB'")
-        conn.execute("TRUNCATE jobs_job, jobs_attempt, jobs_auditevent, jobs_auditeventjob")
+        conn.execute("TRUNCATE jobs_job, jobs_attempt, jobs_auditevent, jobs_auditeventjob CASCADE")  # and what refers to them
         definitions = drop_secondary_indexes(conn)
         with conn.cursor().copy(f"COPY jobs_job ({', '.join(COLUMNS)}) FROM STDIN (FREEZE)") as copy:
             for index, row in enumerate(generator, 1):

@@ -43,8 +43,11 @@ def email_send(
     from_email: str | None = None,
     user=None,
     source: str = Source.VIEW,
+    run_at: datetime | None = None,
+    delay: timedelta | float | None = None,
 ) -> OutboundEmail:
-    """Store one message and an `email.send` job for it, in the caller's transaction.
+    """Store one message and an `email.send` job for it, in the caller's transaction; sent now, or at
+    `run_at` (or after `delay`, a timedelta or seconds): until then the job waits `scheduled`.
 
     Give either `template` (rendered from templates/emails/<template>.txt, .html and .subject.txt with
     `context`) or `text` and/or `html` with a `subject`. With a `key`, a second call with the same tenant
@@ -65,7 +68,7 @@ def email_send(
                 message.save(force_insert=True)
         except IntegrityError:
             return OutboundEmail.objects.get(tenant=tenant, key=message.key)
-        message.job = _send_job(message, user=user, source=source)
+        message.job = _send_job(message, user=user, source=source, run_at=run_at, delay=delay)
         message.save(update_fields=["job"])
     return message
 
@@ -231,9 +234,10 @@ def message_id_header(message: OutboundEmail) -> str:
     return f"<{message.pk}@{settings.JOBS_EMAIL_DOMAIN}>"
 
 
-def _send_job(message: OutboundEmail, *, user, source: str) -> Job:
+def _send_job(message: OutboundEmail, *, user, source: str, run_at: datetime | None = None,
+              delay: timedelta | float | None = None) -> Job:
     return enqueue(SEND_KIND, tenant=message.tenant, payload={"email": str(message.pk)}, user=user, source=source,
-                   idempotency_key=f"email:{message.pk}")
+                   idempotency_key=f"email:{message.pk}", run_at=run_at, delay=delay)
 
 
 def _content(*, subject: str = "", text: str = "", html: str = "", template: str = "",

@@ -1,9 +1,13 @@
 """Email jobs: each message sent at most once, with a stable Message-ID, through a real SMTP conversation."""
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+import time_machine
 from django.core.exceptions import ValidationError
 
+from jobs import relay
 from jobs.mail.models import EmailState, OutboundEmail
 from jobs.mail.services import email_bulk, email_resend, email_send, message_id_header
 from jobs.models import Job, Outcome, Status
@@ -196,3 +200,27 @@ def test_it_names_bad_bulk_recipients_and_stores_nothing(acme):
                    context={"subject": "x", "body": "y"})
     assert error.value.message_dict == {"recipients[1].to": ["'nope' is not a valid email address."]}
     assert not Job.objects.exists() and not OutboundEmail.objects.exists()
+
+
+def test_a_message_can_wait_for_its_time_and_is_sent_then(acme, smtp):
+    with time_machine.travel(datetime(2026, 12, 7, 9, 0, tzinfo=UTC), tick=False):
+        message = email_send(tenant=acme, to=["ann@example.com"], subject="Your trial ends tomorrow", text="Hi",
+                             delay=timedelta(hours=3))
+        job = job_of(message)
+        assert (job.status, job.run_at) == (Status.SCHEDULED, datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+        relay.relay()
+        work()
+        assert smtp.received == [] and job_of(message).status == Status.SCHEDULED  # not before its time
+    with time_machine.travel(datetime(2026, 12, 7, 12, 0, 1, tzinfo=UTC), tick=False):
+        relay.relay()
+        work()
+    message.refresh_from_db()
+    assert message.state == EmailState.SENT and len(smtp.received) == 1
+
+
+def test_a_time_for_a_message_that_cannot_be_is_refused_naming_it_and_nothing_is_stored(acme):
+    with pytest.raises(ValidationError) as refused:
+        email_send(tenant=acme, to=["ann@example.com"], subject="x", text="y", run_at=datetime(2026, 12, 7, 9, 0),
+                   delay=5)
+    assert set(refused.value.message_dict) & {"run_at", "delay"}
+    assert not OutboundEmail.objects.exists() and not Job.objects.exists()
