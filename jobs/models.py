@@ -7,7 +7,7 @@ import os
 import re
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
@@ -281,6 +281,16 @@ class Job(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+    def time_left(self, now: datetime | None = None) -> timedelta | None:
+        """For a running job that reported progress: what it still needs at the rate it has gone so far
+        (its attempt's elapsed time over the share done); None when that cannot be told."""
+        if self.status != Status.RUNNING or not self.started_at or not 0 < self.progress < 100:
+            return None
+        elapsed = (now or timezone.now()) - self.started_at
+        if elapsed <= timedelta(0):
+            return None
+        return elapsed * (100 - self.progress) / self.progress
 
 
 class Attempt(models.Model):

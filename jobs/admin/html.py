@@ -2,6 +2,8 @@
 id (`data-live-job`) so that pages refresh them in place (admin/jobs/live_refresh.html)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.utils.html import format_html
 from django.utils.timesince import timeuntil
 from django.utils.timezone import localtime, now
@@ -37,8 +39,21 @@ def progress_html(job: Job) -> str:
         reached = f"stopped at {job.progress}%" if job.progress else "no progress"
         return format_html('<span class="job-progress job-progress-ended" data-live-job="{}">{}{}</span>', job.pk,
                            reached, f" ({job.progress_message})" if job.progress_message else "")
+    left = job.time_left()
     return format_html('<span class="job-progress" data-live-job="{}"><progress max="100" value="{}" title="{}%">'
-                       '</progress> {}</span>', job.pk, job.progress, job.progress, job.progress_message)
+                       '</progress> {}{}</span>', job.pk, job.progress, job.progress,
+                       format_html("<small>{} left</small> ", about(left)) if left else "", job.progress_message)
+
+
+def about(span: timedelta) -> str:
+    """'about 40 s', 'about 3 min', 'about 2 h 10 min': an estimate, said as one."""
+    seconds = round(span.total_seconds())
+    if seconds < 60:
+        return f"about {max(seconds, 1)} s"
+    if seconds < 3600:
+        return f"about {round(seconds / 60)} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"about {hours} h {minutes} min" if minutes else f"about {hours} h"
 
 
 def next_attempt_html(job: Job) -> str:

@@ -353,7 +353,8 @@ class JobAdmin(QueuePages, StartPages, RecordAdmin):
             except ValueError:
                 continue
         jobs = self.get_queryset(request).filter(pk__in=ids).only(
-            "id", "kind", "status", "progress", "progress_message", "attempts", "max_attempts", "tenant_id", "run_at")
+            "id", "kind", "status", "progress", "progress_message", "attempts", "max_attempts", "tenant_id", "run_at",
+            "started_at")
         payload = {
             str(job.pk): {"status": job.status, "status_html": status_badge_html(job),
                           "progress_html": progress_html(job), "attempts_html": attempts_html(job),

@@ -118,16 +118,20 @@ class JobSummary(Schema):
     finished_at: datetime | None
     run_at: datetime | None = Field(description="When a scheduled or retrying job is due.")
     duration_seconds: float | None
+    eta_seconds: float | None = Field(description="For a running job that reported progress: the seconds it "
+                                                  "still needs at the rate it has gone so far; else null.")
 
     @classmethod
     def fields_of(cls, job: Job) -> dict[str, Any]:
         duration = job.duration
+        left = job.time_left()
         return dict(id=job.pk, short_id=job.short_id, kind=job.kind, queue=job.queue, status=job.status,
                     progress=job.progress, progress_message=job.progress_message, attempt_count=job.attempts,
                     max_attempts=job.max_attempts, error=job.last_error or None, source=job.source,
                     idempotency_key=job.idempotency_key, created_at=job.created_at, enqueued_at=job.enqueued_at,
                     started_at=job.started_at, finished_at=job.finished_at, run_at=job.run_at,
-                    duration_seconds=duration.total_seconds() if duration is not None else None)
+                    duration_seconds=duration.total_seconds() if duration is not None else None,
+                    eta_seconds=round(left.total_seconds(), 1) if left is not None else None)
 
     @classmethod
     def of(cls, job: Job) -> JobSummary:

@@ -49,3 +49,4 @@ def test_a_running_job_still_shows_its_bar(client, acme, alice):
     Job.objects.filter(pk=job.pk).update(status=Status.RUNNING, progress=40)
     client.force_login(alice)
     assert '<progress max="100" value="40"' in row_of(client.get(CHANGELIST).content.decode(), job)
+
