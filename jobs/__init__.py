@@ -42,20 +42,23 @@ def enqueue(
     delay: timedelta | float | None = None,
     idempotency_key: str | None = None,
     source: str = "view",
+    priority: int = 5,
 ) -> Job:
     """Store a job of `kind` for `tenant` (None for a system job); it is handed to RQ after commit, or
-    when due with `run_at` or `delay` (a timedelta or seconds)."""
+    when due with `run_at` or `delay` (a timedelta or seconds). `priority` (1 to 10, default 5): among
+    a queue's waiting jobs, higher goes first (docs/engine.md says where that order holds)."""
     from jobs.services import job_enqueue
 
     return job_enqueue(kind=kind, tenant=tenant, payload=payload, user=user, run_at=run_at, delay=delay,
-                       idempotency_key=idempotency_key, source=source)
+                       idempotency_key=idempotency_key, source=source, priority=priority)
 
 
-def enqueue_many(kind: str, *, tenant, payloads, user=None, source: str = "view") -> list[Job]:
+def enqueue_many(kind: str, *, tenant, payloads, user=None, source: str = "view", priority: int = 5) -> list[Job]:
     """Store many jobs of one kind in one INSERT; handed to RQ in one round trip after commit."""
     from jobs.services import job_enqueue_many
 
-    return job_enqueue_many(kind=kind, tenant=tenant, payloads=payloads, user=user, source=source)
+    return job_enqueue_many(kind=kind, tenant=tenant, payloads=payloads, user=user, source=source,
+                            priority=priority)
 
 
 def tenant_context(tenant, *, user=None):

@@ -78,6 +78,10 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
 }
 
 
+DEFAULT_PRIORITY = 5
+PRIORITIES = range(1, 11)
+
+
 class Source(models.TextChoices):
     VIEW = "view", "View"
     SIGNAL = "signal", "Signal"
@@ -215,6 +219,9 @@ class Job(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     stop_requested_at = models.DateTimeField(null=True, blank=True)
+    priority = models.PositiveSmallIntegerField(
+        default=DEFAULT_PRIORITY, db_default=DEFAULT_PRIORITY,
+        help_text="1 to 10: among a queue's waiting jobs, higher goes first (5 is the default).")
     pinned = models.BooleanField(default=False, db_default=False,
                                  help_text="Kept past its tenant's retention period.")
     # Nullable without a default, so the previous release's inserts keep working during a deploy.
@@ -242,7 +249,7 @@ class Job(models.Model):
             models.Index(fields=["batch", "status"], name="job_batch_status", condition=Q(batch__isnull=False)),
             # Jobs held back per tenant (over its concurrency limit, paused, or Redis down), in the order
             # the relay hands them over: one range scan per queue.
-            models.Index(fields=["tenant", "queue", "id"], name="job_pending_by_tenant",
+            models.Index(fields=["tenant", "queue", "-priority", "id"], name="job_pending_by_tenant",
                          condition=Q(status="pending")),
             # The fairness count: a tenant's (and kind's) queued and running jobs, after every few
             # attempts. In the composite index above that range fills with dead entries as jobs pass
@@ -263,6 +270,7 @@ class Job(models.Model):
                 name="job_unique_unfinished_system_key",
             ),
             models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_at_most_100"),
+            models.CheckConstraint(condition=Q(priority__gte=1, priority__lte=10), name="job_priority_1_to_10"),
         ]
 
     def __str__(self) -> str:

@@ -173,41 +173,43 @@ def _assignments(model, values: dict[str, Any]) -> tuple[str, list[Any]]:
 def refill_pick(*, tenant_id: int, now, room: int, queues: list[str], paused: list[str], kind_room: dict[str, int],
                 held_message: str) -> list[tuple]:
     """The relay's refill of one tenant as one statement (the caller holds the tenant's lock): pick up to
-    `room` due rows (due retries and delayed jobs first, then held jobs by queue priority, oldest first;
-    each capped kind within its own room), move them to `queued`, and move the tenant's due retries and
-    delayed jobs that did not fit to `pending` with `held_message`. Returns the picked rows as
-    (id, queue, kind, timeout, attempts, enqueued_at before the move, request_id)."""
+    `room` due rows (due retries and delayed jobs first, then held jobs by queue order; within each, by
+    job priority, then oldest first; each capped kind within its own room), move them to `queued`, and
+    move the tenant's due retries and delayed jobs that did not fit to `pending` with `held_message`.
+    Returns the picked rows as (id, queue, kind, timeout, attempts, enqueued_at before the move,
+    request_id, priority)."""
     capped = list(kind_room)
     sources, params = [], []
 
     def source(rank: int, where: str, order: str, limit: int, *values) -> None:
         # Each source is a range scan of its own index, cut at `limit` before the sources are merged.
-        sources.append(f"(SELECT id, {rank} AS rank, run_at FROM jobs_job WHERE tenant_id = %s AND {where}"
+        sources.append(f"(SELECT id, {rank} AS rank, priority, run_at FROM jobs_job WHERE tenant_id = %s AND {where}"
                        f" ORDER BY {order} LIMIT %s)")
         params.extend([tenant_id, *values, limit])
 
     timed = "status IN ('scheduled', 'retrying') AND run_at <= %s"
-    source(0, f"{timed} AND queue <> ALL(%s) AND kind <> ALL(%s)", "run_at", room, now, paused, capped)
+    source(0, f"{timed} AND queue <> ALL(%s) AND kind <> ALL(%s)", "priority DESC, run_at", room, now, paused, capped)
     for rank, queue in enumerate(queues, start=1):
         if queue not in paused:
-            source(rank, "status = 'pending' AND queue = %s AND kind <> ALL(%s)", "id", room, queue, capped)
+            source(rank, "status = 'pending' AND queue = %s AND kind <> ALL(%s)", "priority DESC, id", room, queue,
+                   capped)
     for kind, left in kind_room.items():
         if left > 0:
-            source(len(queues) + 1, f"(status = 'pending' OR ({timed})) AND kind = %s AND queue <> ALL(%s)", "id",
-                   min(left, room), now, kind, paused)
+            source(len(queues) + 1, f"(status = 'pending' OR ({timed})) AND kind = %s AND queue <> ALL(%s)",
+                   "priority DESC, id", min(left, room), now, kind, paused)
     # On a queue no longer configured: handed over only to be failed visibly (relay.hand_over).
     source(len(queues) + 2, "status = 'pending' AND queue <> ALL(%s)", "id", room, queues)
     sql = f"""
         WITH candidates AS ({" UNION ALL ".join(sources)}),
         picked AS (
             SELECT job.id, job.enqueued_at FROM candidates JOIN jobs_job job ON job.id = candidates.id
-            ORDER BY candidates.rank, candidates.run_at, candidates.id LIMIT %s
+            ORDER BY candidates.rank, candidates.priority DESC, candidates.run_at, candidates.id LIMIT %s
         ),
         moved AS (
             UPDATE jobs_job SET status = 'queued', enqueued_at = %s, updated_at = %s, progress_message = ''
             FROM picked WHERE jobs_job.id = picked.id AND jobs_job.status IN ('pending', 'scheduled', 'retrying')
             RETURNING jobs_job.id, jobs_job.queue, jobs_job.kind, jobs_job.timeout, jobs_job.attempts,
-                      picked.enqueued_at, jobs_job.request_id
+                      picked.enqueued_at, jobs_job.request_id, jobs_job.priority
         ),
         held AS (
             UPDATE jobs_job SET status = 'pending', updated_at = %s, progress_message = %s

@@ -320,8 +320,8 @@ def slot_freed(tenant_id: int | None, *, kind: str = "", sampled: bool = True) -
 
 
 def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
-    """Hand over the tenant's due jobs that fit under its limits, in queue priority order, then oldest
-    first, once at least `at_least` fit; due scheduled and retrying jobs that do not fit wait `pending`
+    """Hand over the tenant's due jobs that fit under its limits, in queue order, then by job priority,
+    then oldest first, once at least `at_least` fit; due scheduled and retrying jobs that do not fit wait `pending`
     with the reason. Without `wait`, a refill of the same tenant under way elsewhere makes this a no-op."""
     now = timezone.now()
     # One query decides whether there is anything to do (the usual answer after an attempt: no). A
@@ -369,6 +369,9 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
         transport.rate_return(f"{tenant_id}:{kind}", tokens - sum(1 for row in picked if row[2] == kind))
     if not picked:
         return 0
+    # The order RQ gets them in (an UPDATE returns rows in no set order): by priority, then oldest (ids are
+    # time-ordered); a queue's own list keeps it.
+    picked.sort(key=lambda row: (-row[7], row[0]))
     for row in picked:  # this process's picture of the load counts what it just handed over
         _load.admitted[tenant_id] += 1
         _load.admitted[tenant_id, row[2]] += 1
@@ -402,19 +405,20 @@ def _lock_tenant(tenant_id: int, *, wait: bool = True) -> bool:
 
 RELAY_LOCK_SPACE = 7301  # the first key of pg_advisory_xact_lock(space, tenant id) for refills
 
-PICK_FIELDS = ("id", "queue", "kind", "timeout", "attempts", "enqueued_at", "request_id")
+PICK_FIELDS = ("id", "queue", "kind", "timeout", "attempts", "enqueued_at", "request_id", "priority")
 
 
 def _pick(tenant_id: int, now, room: int, kind_room: dict[str, int]) -> list[tuple]:
-    """Up to `room` due rows of the tenant: due retries and delayed jobs first (few, by time), then held
-    jobs by queue priority, oldest first (a range scan of the pending index per queue); each kind
-    within its own room."""
+    """Up to `room` due rows of the tenant: due retries and delayed jobs first (few, by priority, then
+    time), then held jobs by queue order, then by priority, oldest first (a range scan of the pending
+    index per queue); each kind within its own room."""
     picked: list[tuple] = []
     paused = paused_queues()
     timed = (Job.objects.filter(tenant_id=tenant_id, status__in=(Status.SCHEDULED, Status.RETRYING), run_at__lte=now)
-             .exclude(queue__in=paused).order_by("run_at"))
+             .exclude(queue__in=paused).order_by("-priority", "run_at"))
     held = Job.objects.filter(tenant_id=tenant_id, status=Status.PENDING)
-    sources = [timed, *(held.filter(queue=queue).order_by("id") for queue in settings.RQ_QUEUES if queue not in paused),
+    sources = [timed, *(held.filter(queue=queue).order_by("-priority", "id") for queue in settings.RQ_QUEUES
+                        if queue not in paused),
                # on a queue no longer configured: handed over only to be failed visibly (see hand_over)
                held.exclude(queue__in=list(settings.RQ_QUEUES)).order_by("id")]
     for rows in sources:
@@ -438,11 +442,11 @@ def _pick(tenant_id: int, now, room: int, kind_room: dict[str, int]) -> list[tup
 
 
 def _handover(row: tuple, tenant_slug: str | None) -> transport.Handover:
-    job_id, queue, kind, timeout, attempts, enqueued_at, _ = row
+    job_id, queue, kind, timeout, attempts, enqueued_at, _, priority = row
     return transport.Handover(
         job_id=str(job_id), queue=queue, kind=kind, tenant=tenant_slug or "system", timeout=timeout,
         # Handed over before (a retry, or Redis lost it): clear what RQ may still hold under the id.
-        fresh=attempts == 0 and enqueued_at is None,
+        fresh=attempts == 0 and enqueued_at is None, priority=priority,
     )
 
 
@@ -454,7 +458,7 @@ def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
             rows = rows.filter(pk__in=job_ids)
         rows = list(
             rows.select_for_update(skip_locked=True, of=("self",))
-            .order_by("run_at", "created_at")
+            .order_by("-priority", "run_at", "created_at")
             .values_list(*PICK_FIELDS, "tenant_id", "tenant__slug")[: settings.JOBS_RELAY_BATCH]
         )
         if not rows:
@@ -464,8 +468,8 @@ def _claim_batch(job_ids: list[UUID] | None) -> list[transport.Handover]:
             # Without row locks (SQLite) another relay may have raced us; re-read what is ours.
             ours = set(Job.objects.filter(pk__in=[r[0] for r in rows], enqueued_at=now).values_list("id", flat=True))
             rows = [row for row in rows if row[0] in ours]
-    eventlog.jobs_changed(((row[0], row[7], row[2], row[4], row[6]) for row in rows), status=Status.QUEUED)
-    return [_handover(row[:7], row[-1]) for row in rows]
+    eventlog.jobs_changed(((row[0], row[8], row[2], row[4], row[6]) for row in rows), status=Status.QUEUED)
+    return [_handover(row[:8], row[-1]) for row in rows]
 
 
 def _release(batch: list[transport.Handover]) -> None:

@@ -17,7 +17,9 @@ from django.utils import timezone
 
 from jobs import relay as relay_module
 from jobs import eventlog, postgres, signals, transport
-from jobs.models import TERMINAL, WAITING, Attempt, Job, Source, Status, Trigger, new_job_id
+from jobs.models import (
+    DEFAULT_PRIORITY, PRIORITIES, TERMINAL, WAITING, Attempt, Job, Source, Status, Trigger, new_job_id,
+)
 from jobs.registry import Kind, get_kind
 from tenants.models import Tenant
 
@@ -44,6 +46,7 @@ def job_enqueue(
     batch=None,
     batch_position: int | None = None,
     queue: str | None = None,
+    priority: int = DEFAULT_PRIORITY,
 ) -> Job:
     """Store a job in the caller's transaction and hand it to RQ after commit.
 
@@ -55,7 +58,7 @@ def job_enqueue(
     if delay is not None:
         run_at = _run_at_after(delay, run_at)
     job = _build_job(spec, tenant=tenant, payload=payload, user=user, run_at=run_at,
-                     idempotency_key=idempotency_key, source=source, queue=queue)
+                     idempotency_key=idempotency_key, source=source, queue=queue, priority=priority)
     if batch is not None:
         job.batch, job.batch_position = batch, batch_position
     if idempotency_key is None:
@@ -87,6 +90,7 @@ def job_enqueue_many(
     user=None,
     source: str = Source.VIEW,
     batch=None,
+    priority: int = DEFAULT_PRIORITY,
 ) -> list[Job]:
     """Enqueue many jobs of one kind with one INSERT and one Redis round trip.
 
@@ -95,13 +99,14 @@ def job_enqueue_many(
     """
     spec = get_kind(kind)
     _check_tenant(tenant)
+    _check_priority(priority)
     stored = spec.validate_many(list(payloads))
     now = timezone.now()
     held = relay_module.hold_reason(len(stored), queue=spec.queue, tenant_id=tenant.pk if tenant else None,
                                     kind=spec.name)
     status = Status.QUEUED if held is None else Status.PENDING
     jobs = _new_jobs(spec, tenant=tenant, payloads=stored, user=user, source=source, status=status, now=now,
-                     progress_message=held or "", batch=batch)
+                     progress_message=held or "", batch=batch, priority=priority)
     _insert(jobs)
     if jobs:
         _after_commit(jobs)
@@ -113,12 +118,12 @@ _ID_INDEX, _PAYLOAD_INDEX = _ATTNAMES.index("id"), _ATTNAMES.index("payload")
 
 
 def _new_jobs(spec: Kind, *, tenant, payloads: list[dict[str, Any]], user, source, status, now,
-              progress_message: str = "", batch=None) -> list[Job]:
+              progress_message: str = "", batch=None, priority: int = DEFAULT_PRIORITY) -> list[Job]:
     """Jobs alike but for id and payload, built the fast way (positional values, like fetched rows)."""
     if not payloads:
         return []
     first = _new_job(spec, tenant=tenant, payload=payloads[0], user=user, source=source, status=status, now=now,
-                     progress_message=progress_message)
+                     progress_message=progress_message, priority=priority)
     first.batch_id = batch.pk if batch is not None else None
     base = [getattr(first, attname) for attname in _ATTNAMES]
     jobs = [first]
@@ -158,8 +163,9 @@ def _insert(jobs: list[Job]) -> None:
 
 
 def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempotency_key=None,
-               queue: str | None = None) -> Job:
+               queue: str | None = None, priority: int = DEFAULT_PRIORITY) -> Job:
     _check_tenant(tenant)
+    _check_priority(priority)
     stored = spec.validate(payload)
     _check_key(idempotency_key)
     if queue is not None and queue not in settings.RQ_QUEUES:
@@ -183,11 +189,11 @@ def _build_job(spec: Kind, *, tenant, payload, user, source, run_at=None, idempo
         status = Status.QUEUED if held is None else Status.PENDING
     return _new_job(spec, tenant=tenant, payload=stored, user=user, source=source, status=status, now=now,
                     run_at=run_at if scheduled else None, idempotency_key=idempotency_key,
-                    progress_message=held or "", queue=queue)
+                    progress_message=held or "", queue=queue, priority=priority)
 
 
 def _new_job(spec: Kind, *, tenant, payload, user, source, status, now, run_at=None, idempotency_key=None,
-             progress_message: str = "", queue: str | None = None) -> Job:
+             progress_message: str = "", queue: str | None = None, priority: int = DEFAULT_PRIORITY) -> Job:
     values = dict(_defaults())
     values.update(
         id=new_job_id(),
@@ -207,6 +213,7 @@ def _new_job(spec: Kind, *, tenant, payload, user, source, status, now, run_at=N
         idempotency_key=idempotency_key,
         progress_message=progress_message,
         request_id=eventlog.current_request_id(),
+        priority=priority,
     )
     # Positional construction, as Django does for fetched rows: a fraction of the keyword path's cost.
     job = Job(*values.values())
@@ -262,10 +269,17 @@ def _insert_or_existing(job: Job) -> Job | None:
     raise ValidationError({"idempotency_key": ["Conflicts with a job that keeps changing state; try again."]})
 
 
+def _check_priority(priority) -> None:
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority not in PRIORITIES:
+        raise ValidationError({"priority": [f"Must be a whole number from 1 to 10 (10 goes first; "
+                                            f"{DEFAULT_PRIORITY} is the default), not {priority!r}."]})
+
+
 def _push_after_commit(jobs: list[Job]) -> None:
     handovers = [
         transport.Handover(job_id=str(job.pk), queue=job.queue, kind=job.kind,
-                           tenant=job.tenant.slug if job.tenant else "system", timeout=job.timeout, fresh=True)
+                           tenant=job.tenant.slug if job.tenant else "system", timeout=job.timeout, fresh=True,
+                           priority=job.priority)
         for job in jobs
     ]
     relay_module.hand_over(handovers)

@@ -15,7 +15,8 @@ else is the engine's: the caller's transaction, the relay, retries with backoff,
 `jobs.tenant_context` or the request's, see `jobs.tenancy`), the admin, API, metrics and audit.
 
 Priority: a task on Django's "default" queue with a priority is sent to one of ours by it: 50 to 100
-critical, 1 to 49 high, 0 default, below 0 low. A task that names one of our queues stays on it.
+critical, 1 to 49 high, 0 default, below 0 low. A task that names one of our queues stays on it. Within
+its queue, the job's priority is the task's scaled to 1-10 (every 20 is one step from the default 5).
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ class TrackedTaskBackend(BaseTaskBackend):
         payload = json_arguments({"args": list(args), "kwargs": dict(kwargs)})
         tenant, user = current_tenant()
         job = services.job_enqueue(kind=kind.name, tenant=tenant, payload=payload, user=user, run_at=task.run_after,
-                                   queue=queue_for(task), source=Source.TASK)
+                                   queue=queue_for(task), source=Source.TASK, priority=priority_for(task))
         result = result_of(job, task, attempts=[], backend=self.alias)
         transaction.on_commit(partial(task_enqueued.send, type(self), task_result=result), robust=True)
         return result
@@ -206,6 +207,12 @@ def queue_for(task: Task) -> str:
     if task.priority >= 50:
         return "critical"
     return "high" if task.priority > 0 else "low"
+
+
+def priority_for(task: Task) -> int:
+    """The job's priority within its queue (1 to 10, default 5) from the task's (-100 to 100, default 0):
+    every 20 of the task's is one of ours."""
+    return max(1, min(10, 5 + math.floor(task.priority / 20 + 0.5)))  # halves up, as people round
 
 
 def json_arguments(payload: dict) -> dict:

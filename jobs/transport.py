@@ -25,6 +25,8 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
+from jobs.models import DEFAULT_PRIORITY
+
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT = "jobs.tasks.run_job"
@@ -101,6 +103,8 @@ class Handover:
     tenant: str
     timeout: int
     fresh: bool  # False when an earlier attempt may have left an RQ job under the same id
+    # Above the default, pushed to the front of its RQ queue, ahead of every job of default priority waiting.
+    priority: int = DEFAULT_PRIORITY
 
 
 _queues: dict[tuple[str, str], Queue] = {}
@@ -138,12 +142,18 @@ def push(handovers: Iterable[Handover]) -> None:
             if stale_executions.get(queue_name):
                 pipe.zrem(queue.started_job_registry.key, *stale_executions[queue_name])
             pipe.sadd(queue.redis_queues_keys, queue.key)
+            # RQ's list is first in, first out; a job above the default priority goes to its front. Those are
+            # pushed in reverse (each push goes before the last), so the highest, then the oldest, is first.
             for item in items:
-                _persist(pipe, queue, item)
+                if item.priority <= DEFAULT_PRIORITY:
+                    _persist(pipe, queue, item)
+            urgent = sorted((item for item in items if item.priority > DEFAULT_PRIORITY), key=lambda i: -i.priority)
+            for item in reversed(urgent):
+                _persist(pipe, queue, item, at_front=True)
         pipe.execute()
 
 
-def _persist(pipe, queue: Queue, item: Handover) -> None:
+def _persist(pipe, queue: Queue, item: Handover, *, at_front: bool = False) -> None:
     """RQ's own enqueue of one job, minus a status write its `save` repeats (a third of the commands)."""
     job = queue.create_job(
         ENTRY_POINT,
@@ -158,7 +168,7 @@ def _persist(pipe, queue: Queue, item: Handover) -> None:
     )
     queue._prepare_for_queue(job)
     job.save(pipeline=pipe)
-    queue.push_job_id(job.id, pipeline=pipe)
+    queue.push_job_id(job.id, pipeline=pipe, at_front=at_front)
 
 
 def _stale_executions(by_queue: dict[str, list[Handover]]) -> dict[str, list[bytes]]:

@@ -64,7 +64,7 @@ class JobAdmin(QueuePages, StartPages, RecordAdmin):
     change_form_template = "admin/jobs/job/change_form.html"
     fieldsets = [
         (None, {"fields": ["id", "kind", "tenant", "status_badge", "progress_bar", "attempts_display", "queue",
-                           "source_display", "enqueued_by", "idempotency_key", "pinned"]}),
+                           "priority", "source_display", "enqueued_by", "idempotency_key", "pinned"]}),
         ("Timing", {"fields": ["created_at", "enqueued_at", "started_at", "finished_at", "run_at",
                                "duration_display", "timeout"]}),
         ("Data", {"fields": ["payload_pretty", "result_pretty", "last_error", "error_fingerprint"]}),

@@ -52,6 +52,14 @@ def _in_utc(value: datetime) -> datetime:
 
 
 DateTime = Annotated[AwareDatetime, BeforeValidator(_date_time), AfterValidator(_in_utc)]
+
+
+def _whole(value: Any) -> Any:
+    # JSON Schema's integer is any number without a fraction: 10.0 is 10 (the strict body would refuse it).
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
 # Request bodies are JSON: no coercion (`false` is no number of seconds, `1` is no text).
 BODY = ConfigDict(extra="forbid", strict=True)
 
@@ -118,6 +126,7 @@ class JobSummary(Schema):
     finished_at: datetime | None
     run_at: datetime | None = Field(description="When a scheduled or retrying job is due.")
     duration_seconds: float | None
+    priority: int = Field(description="1 to 10: among its queue's waiting jobs, higher goes first.")
     eta_seconds: float | None = Field(description="For a running job that reported progress: the seconds it "
                                                   "still needs at the rate it has gone so far; else null.")
 
@@ -131,6 +140,7 @@ class JobSummary(Schema):
                     idempotency_key=job.idempotency_key, created_at=job.created_at, enqueued_at=job.enqueued_at,
                     started_at=job.started_at, finished_at=job.finished_at, run_at=job.run_at,
                     duration_seconds=duration.total_seconds() if duration is not None else None,
+                    priority=job.priority,
                     eta_seconds=round(left.total_seconds(), 1) if left is not None else None)
 
     @classmethod
@@ -223,11 +233,13 @@ _ENQUEUE_FIELDS: dict[str, Any] = {
     "idempotency_key": (str | None, Field(None, min_length=1, max_length=200, pattern=KEY,
                                           description="While a job with this key is unfinished, the same "
                                                       "request returns it (200) instead of a new one.")),
-    # Not nullable: leave one out instead; giving both is refused (the schema says so with `not`).
+    # Not nullable: leave one out instead; giving both is refused (their descriptions say so).
     "run_at": (DateTime, Field(None, description="Run at this time (with a UTC offset), at most ten years "
                                                       "from now; a time past runs now. Not together with delay.")),
     "delay": (float, Field(None, ge=0, lt=DELAY_MAX_SECONDS,
                            description="Run after this many seconds. Not together with run_at.")),
+    "priority": (WholeNumber, Field(5, ge=1, le=10, description="Among its queue's waiting jobs, higher goes first "
+                                                       "(1 to 10; 5 is the default).")),
 }
 # run_at and delay exclude each other: their descriptions say so and enqueue refuses both, naming `delay`.
 # (A JSON Schema `not` would say it too, but Swagger UI then shows the whole body's type as "never".)

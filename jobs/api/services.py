@@ -21,7 +21,7 @@ from redis import RedisError
 
 from jobs import enqueue, staff, transport
 from jobs.api.models import ApiToken, Scope, token_digest, token_new, token_prefix
-from jobs.models import AuditAction, AuditEvent, AuditState, Job, Source
+from jobs.models import DEFAULT_PRIORITY, AuditAction, AuditEvent, AuditState, Job, Source
 from jobs.registry import public_kind_names
 from jobs.staff import audit_event_record
 from tenants.models import Role, Tenant
@@ -148,7 +148,8 @@ def api_rate_take(*, token: ApiToken) -> int | None:
 
 
 def api_job_enqueue(*, token: ApiToken, kind: str, payload: dict[str, Any], idempotency_key: str | None = None,
-                    run_at: datetime | None = None, delay: float | None = None) -> tuple[Job, bool]:
+                    run_at: datetime | None = None, delay: float | None = None,
+                    priority: int = DEFAULT_PRIORITY) -> tuple[Job, bool]:
     """Enqueue a job of a public kind for the token's tenant, as its maker, from the API. Returns the
     job and whether it is new (False: an unfinished job already had the idempotency key).
 
@@ -166,7 +167,7 @@ def api_job_enqueue(*, token: ApiToken, kind: str, payload: dict[str, Any], idem
             run_at = None  # long past: due now
     started = timezone.now()
     job = enqueue(kind, tenant=token.tenant, payload=payload, user=token.created_by, run_at=run_at, delay=delay,
-                  idempotency_key=idempotency_key, source=Source.API)
+                  idempotency_key=idempotency_key, source=Source.API, priority=priority)
     return job, job.created_at >= started
 
 

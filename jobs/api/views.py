@@ -97,7 +97,7 @@ def job_enqueue(request: HttpRequest, data: Body[EnqueueIn]) -> Any:
     token = _token(request)
     job, created = services.api_job_enqueue(token=token, kind=data.kind, payload=data.payload,
                                             idempotency_key=data.idempotency_key, run_at=data.run_at,
-                                            delay=data.delay)
+                                            delay=data.delay, priority=data.priority)
     return Status(201 if created else 200, schemas.JobDetail.of(job))
 
 

@@ -44,8 +44,8 @@ class ScheduleForm(forms.ModelForm):
 
     class Meta:
         model = Schedule
-        fields = ["tenant", "name", "kind", "payload", "cron", "timezone", "misfire_policy", "start_at", "end_at",
-                  "enabled"]
+        fields = ["tenant", "name", "kind", "payload", "priority", "cron", "timezone", "misfire_policy", "start_at",
+                  "end_at", "enabled"]
         widgets = {"timezone": TimezoneInput(attrs={"size": 30})}
 
     def __init__(self, *args, **kwargs):
@@ -104,7 +104,7 @@ class ScheduleAdmin(TenantScopedAdmin):
     change_form_template = "admin/schedules/schedule/change_form.html"
 
     def get_fieldsets(self, request, obj=None):
-        main = (None, {"fields": ["tenant", "name", "kind", "payload"]})
+        main = (None, {"fields": ["tenant", "name", "kind", "payload", "priority"]})
         timing = ["cron", "timezone", "misfire_policy", "start_at", "end_at", "enabled"]
         if obj is None:
             return [main, ("When", {"fields": timing})]

@@ -4,9 +4,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.timezone import now
 
+from jobs.models import DEFAULT_PRIORITY
 from jobs.schedules import cron
 
 
@@ -24,6 +26,9 @@ class Schedule(models.Model):
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=100, help_text="The job kind each firing enqueues.")
     payload = models.JSONField(default=dict, blank=True, help_text="The job's payload, checked against the kind's schema.")
+    priority = models.PositiveSmallIntegerField(
+        default=DEFAULT_PRIORITY, db_default=DEFAULT_PRIORITY,
+        validators=[MinValueValidator(1), MaxValueValidator(10)], help_text="Of each job it starts: 1 to 10, among the queue's waiting jobs higher goes first.")
     cron = models.CharField("cron expression", max_length=120,
                             help_text="minute hour day-of-month month day-of-week, e.g. '30 2 * * 1', or @daily.")
     timezone = models.CharField("time zone", max_length=64, default="UTC", help_text="IANA name, e.g. Europe/Berlin.")

@@ -153,7 +153,7 @@ def _fire_one(schedule: Schedule, fire_at: datetime, outcome: str, *, user=None)
             run = ScheduleRun.objects.create(schedule=schedule, fire_at=fire_at, outcome=outcome,
                                              triggered_by=user if getattr(user, "is_authenticated", False) else None)
             run.job = job_enqueue(kind=schedule.kind, tenant=schedule.tenant, payload=schedule.payload,
-                                  user=user, source=Source.SCHEDULE)
+                                  user=user, source=Source.SCHEDULE, priority=schedule.priority)
             run.save(update_fields=["job"])
             return run
     except IntegrityError:

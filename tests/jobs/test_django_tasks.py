@@ -242,13 +242,13 @@ def test_run_after_keeps_the_job_scheduled_until_its_time():
     assert job_of(past).status == Status.QUEUED
 
 
-@pytest.mark.parametrize(("task_queue", "priority", "queue"), [
-    ("default", 0, "default"), ("default", 100, "critical"), ("default", 50, "critical"), ("default", 10, "high"),
-    ("default", -1, "low"), ("high", 100, "high"), ("low", -100, "low"),
+@pytest.mark.parametrize(("task_queue", "priority", "queue", "within"), [
+    ("default", 0, "default", 5), ("default", 100, "critical", 10), ("default", 50, "critical", 8),
+    ("default", 10, "high", 6), ("default", -1, "low", 5), ("high", 100, "high", 10), ("low", -100, "low", 1),
 ])
-def test_priority_on_the_default_queue_picks_one_of_ours(task_queue, priority, queue):
+def test_priority_on_the_default_queue_picks_one_of_ours_and_orders_within_it(task_queue, priority, queue, within):
     result = django_tasks.noop.using(queue_name=task_queue, priority=priority).enqueue()
-    assert job_of(result).queue == queue
+    assert (job_of(result).queue, job_of(result).priority) == (queue, within)
 
 
 def test_a_queue_that_is_not_ours_is_refused():
