@@ -260,6 +260,9 @@ JOBS_ADMIN_COUNT_LIMIT = env.int("JOBS_ADMIN_COUNT_LIMIT", default=10_000)
 # Retention of finished jobs (days); tenants may override. The daily cleanup runs at this UTC hour.
 JOBS_RETENTION_SUCCEEDED_DAYS = env.int("JOBS_RETENTION_SUCCEEDED_DAYS", default=7)
 JOBS_RETENTION_FAILED_DAYS = env.int("JOBS_RETENTION_FAILED_DAYS", default=30)
+# At most this many finished jobs per tenant and state are kept (the newest; pinned ones always); None: no cap.
+JOBS_KEEP_SUCCEEDED = env.int("JOBS_KEEP_SUCCEEDED", default=None)
+JOBS_KEEP_FAILED = env.int("JOBS_KEEP_FAILED", default=None)
 JOBS_RETENTION_DELIVERIES_DAYS = env.int("JOBS_RETENTION_DELIVERIES_DAYS", default=30)
 JOBS_CLEANUP_HOUR = env.int("JOBS_CLEANUP_HOUR", default=3)
 JOBS_CLEANUP_BATCH = env.int("JOBS_CLEANUP_BATCH", default=1000)

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from jobs.models import Job, Status
+from jobs.models import Job, KindRetention, Status
+from jobs.registry import all_kinds
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -72,14 +73,21 @@ def system_schedules() -> list[SystemSchedule]:
 
 
 def retention_cleanup(*, now: datetime | None = None, progress: Callable[[str], None] | None = None) -> dict:
-    """Delete everything past retention; the counts per tenant (slug, or "system") and per kind of record."""
+    """Delete everything past retention; the counts per tenant (slug, or "system") and per kind of record.
+
+    A finished job is kept for its tenant's days for its kind if set, else its kind's, else its tenant's,
+    else the project's; then each tenant keeps at most its newest `keep_succeeded` / `keep_failed`
+    (JOBS_KEEP_* by default). Pinned jobs are always kept."""
     now = now or timezone.now()
     jobs: Counter = Counter()
-    for statuses, field, default in [((Status.SUCCEEDED,), "retention_succeeded_days",
-                                      settings.JOBS_RETENTION_SUCCEEDED_DAYS),
-                                     ((Status.FAILED, Status.CANCELLED), "retention_failed_days",
-                                      settings.JOBS_RETENTION_FAILED_DAYS)]:
-        for rows in _retention_groups(statuses, field, default, now):
+    for statuses, field, default, keep_field, keep_default in [
+        ((Status.SUCCEEDED,), "succeeded", settings.JOBS_RETENTION_SUCCEEDED_DAYS, "keep_succeeded",
+         settings.JOBS_KEEP_SUCCEEDED),
+        ((Status.FAILED, Status.CANCELLED), "failed", settings.JOBS_RETENTION_FAILED_DAYS, "keep_failed",
+         settings.JOBS_KEEP_FAILED),
+    ]:
+        groups = _retention_groups(statuses, field, default, now) + _count_groups(statuses, keep_field, keep_default)
+        for rows in groups:
             # Oldest first; attempts go with their job (on delete cascade).
             jobs.update(delete_in_batches(rows.order_by("updated_at"), "tenant_id",
                                           progress=progress and (lambda done: progress(f"{done} jobs deleted"))))
@@ -94,18 +102,48 @@ def retention_longest_days() -> int:
     return max(settings.JOBS_RETENTION_FAILED_DAYS, settings.JOBS_RETENTION_SUCCEEDED_DAYS)
 
 
-def _retention_groups(statuses, field: str, default: int, now: datetime) -> list[QuerySet]:
-    """One query per distinct retention: the default for every tenant without its own, then the others."""
+def _retention_groups(statuses, state: str, default: int, now: datetime) -> list[QuerySet]:
+    """One query per distinct retention, most specific first: a tenant's own for a kind, a kind's, a
+    tenant's, the project's default; each leaves out what a more specific one decides."""
     finished = Job.objects.filter(status__in=statuses, pinned=False)
+
+    def older_than(days: int) -> Q:
+        # updated_at is when a finished job finished (nothing writes it afterwards), and the
+        # (status, updated_at) index serves the range.
+        return Q(updated_at__lt=now - timedelta(days=days))
+
+    groups = []
+    pairs = KindRetention.objects.exclude(**{f"{state}_days__isnull": True}).values_list(
+        "tenant_id", "kind", f"{state}_days")
+    by_pair = Q(pk__in=[])  # matches nothing
+    for tenant_id, kind, days in pairs:
+        groups.append(finished.filter(older_than(days), tenant_id=tenant_id, kind=kind))
+        by_pair |= Q(tenant_id=tenant_id, kind=kind)
+    kind_days = {kind.name: days for kind in all_kinds()
+                 if (days := getattr(kind, f"retention_{state}_days")) is not None}
+    for kind, days in kind_days.items():
+        groups.append(finished.filter(older_than(days), kind=kind).exclude(by_pair))
+    general = finished.exclude(by_pair).exclude(kind__in=list(kind_days))
     overrides: dict[int, list[int]] = {}
-    for tenant_id, days in Tenant.objects.exclude(**{f"{field}__isnull": True}).values_list("pk", field):
+    for tenant_id, days in Tenant.objects.exclude(**{f"retention_{state}_days__isnull": True}).values_list(
+            "pk", f"retention_{state}_days"):
         overrides.setdefault(days, []).append(tenant_id)
     overridden = [tenant_id for ids in overrides.values() for tenant_id in ids]
-    # updated_at is when a finished job finished (nothing writes it afterwards), and the
-    # (status, updated_at) index serves the range.
-    groups = [finished.filter(updated_at__lt=now - timedelta(days=default)).exclude(tenant_id__in=overridden)]
+    groups.append(general.filter(older_than(default)).exclude(tenant_id__in=overridden))
     for days, tenant_ids in overrides.items():
-        groups.append(finished.filter(updated_at__lt=now - timedelta(days=days), tenant_id__in=tenant_ids))
+        groups.append(general.filter(older_than(days), tenant_id__in=tenant_ids))
+    return groups
+
+
+def _count_groups(statuses, keep_field: str, default: int | None) -> list[QuerySet]:
+    """Per tenant with a cap (its own, or the default for all): its finished jobs past the newest N."""
+    tenants = Tenant.objects.all() if default is not None else Tenant.objects.exclude(**{f"{keep_field}__isnull": True})
+    groups = []
+    for tenant_id, own in tenants.values_list("pk", keep_field):
+        keep = default if own is None else own
+        newest_first = Job.objects.filter(tenant_id=tenant_id, status__in=statuses, pinned=False).order_by(
+            "-updated_at", "-id")
+        groups.append(Job.objects.filter(pk__in=newest_first.values("pk")[keep:]))
     return groups
 
 

@@ -336,6 +336,25 @@ class Attempt(models.Model):
         return self.ended_at - self.started_at if self.ended_at else None
 
 
+class KindRetention(models.Model):
+    """A tenant's own retention for one job kind, over the kind's and the tenant's."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=100)
+    succeeded_days = models.PositiveIntegerField(null=True, blank=True,
+                                                 help_text="Days to keep its succeeded jobs. Empty: as before.")
+    failed_days = models.PositiveIntegerField(null=True, blank=True,
+                                              help_text="Days to keep its failed and cancelled jobs. Empty: as before.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "kind"], name="kind_retention_unique")]
+        verbose_name = "retention by kind"
+        verbose_name_plural = "retention by kind"
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.tenant})"
+
+
 class LogLevel(models.TextChoices):
     DEBUG = "debug", "Debug"
     INFO = "info", "Info"
@@ -458,6 +477,7 @@ class AuditAction(models.TextChoices):
     WORKER_STOP = "worker_stop", "Stop a worker"
     START = "start", "Start a job"
     CLONE = "clone", "Clone a job"
+    RETENTION_CHANGE = "retention_change", "Change retention by kind"
 
 
 class AuditState(models.TextChoices):

@@ -39,6 +39,9 @@ class Kind:
     tenant_concurrency: int | None = None
     tenant_rate: int | None = None
     sensitive: frozenset[str] = frozenset()
+    # Days its finished jobs are kept, instead of their tenant's (a tenant may set its own per kind).
+    retention_succeeded_days: int | None = None
+    retention_failed_days: int | None = None
 
     def validate(self, payload: Any) -> dict[str, Any]:
         """The payload as stored: checked, defaults filled in. Raises ValidationError naming the field."""
@@ -103,6 +106,8 @@ def job_kind(
     tenant_concurrency: int | None = None,
     tenant_rate: int | None = None,
     sensitive: Iterable[str] = (),
+    retention_succeeded_days: int | None = None,
+    retention_failed_days: int | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `handler(ctx, **payload)` as the job kind `name`.
 
@@ -114,6 +119,8 @@ def job_kind(
     may have queued or running at once (on top of the tenant's own limit); `tenant_rate` how many of them
     one tenant's jobs are handed to workers per second (10 webhook deliveries a second, say). `sensitive`
     names payload fields that logs show as "[redacted]" (keys that look like secrets always are).
+    `retention_succeeded_days` and `retention_failed_days` keep this kind's finished jobs that long
+    instead of their tenant's retention (a tenant may still set its own for the kind).
     """
     if queue not in settings.RQ_QUEUES:
         raise ImproperlyConfigured(f"job kind {name!r}: unknown queue {queue!r}")
@@ -138,6 +145,8 @@ def job_kind(
             tenant_concurrency=tenant_concurrency,
             tenant_rate=tenant_rate,
             sensitive=frozenset(sensitive),
+            retention_succeeded_days=retention_succeeded_days,
+            retention_failed_days=retention_failed_days,
         ))
         return handler
 
@@ -178,11 +187,6 @@ def get_kind(name: str) -> Kind:
     if kind is None:
         raise ValidationError({"kind": [f"Unknown job kind {name!r}."]})
     return kind
-
-
-def find_kind(name: str) -> Kind | None:
-    """The kind if registered (no resolver runs: for display), else None."""
-    return _kinds.get(name)
 
 
 def all_kinds() -> list[Kind]:

@@ -37,7 +37,8 @@ class TenantAddForm(forms.ModelForm):
 
     class Meta:
         model = Tenant
-        fields = ["name", "slug", "active", "retention_succeeded_days", "retention_failed_days"]
+        fields = ["name", "slug", "active", "retention_succeeded_days", "retention_failed_days", "keep_succeeded",
+                  "keep_failed"]
 
     def clean(self):
         cleaned = super().clean()
@@ -72,7 +73,7 @@ class TenantAdmin(TenantScopedAdmin):
             return ["name", "slug", "admin_email", "admin_username", "webhook_url", "retention_succeeded_days",
                     "retention_failed_days"]
         return ["name", "slug", "active", "concurrency_limit", "work", "retention_succeeded_days",
-                "retention_failed_days", "onboarding"]
+                "retention_failed_days", "keep_succeeded", "keep_failed", "onboarding"]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:

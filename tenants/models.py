@@ -14,6 +14,13 @@ class Tenant(models.Model):
         null=True, blank=True, help_text="Days to keep succeeded jobs. Empty: the project's default.")
     retention_failed_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="Days to keep failed and cancelled jobs. Empty: the project's default.")
+    # Caps by count, on top of the days: the newest N are kept, older ones go at the next cleanup.
+    keep_succeeded = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Keep at most this many succeeded jobs (the newest). Empty: the project's "
+                                         "default (JOBS_KEEP_SUCCEEDED; none unless set).")
+    keep_failed = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Keep at most this many failed and cancelled jobs (the newest). Empty: the "
+                                         "project's default (JOBS_KEEP_FAILED; none unless set).")
     # db_default: processes still on the previous release insert tenants without this column.
     onboarding_steps = models.JSONField(default=list, db_default=models.Value([], models.JSONField()), blank=True,
                                         editable=False,

@@ -7,6 +7,7 @@ which checks the user's role per tenant and records an AuditEvent. Lists never c
 - `jobs`: the job list and a job's page, actions, live refresh;
 - `queues`: the queues and failure triage pages (the job admin's own), with the throughput chart;
 - `batches`: batches and chains;
-- `audit`: the audit trail.
+- `audit`: the audit trail;
+- `retention`: a tenant's retention by job kind.
 """
-from jobs.admin import audit, batches, jobs  # noqa: F401  (each registers its ModelAdmin)
+from jobs.admin import audit, batches, jobs, retention  # noqa: F401  (each registers its ModelAdmin)

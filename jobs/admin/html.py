@@ -9,7 +9,7 @@ from django.utils.timesince import timeuntil
 from django.utils.timezone import localtime, now
 
 from jobs.models import Job, Status
-from jobs.registry import find_kind
+from jobs.registry import kind_registered
 
 STATUS_COLOURS = {
     Status.PENDING: "#6c757d", Status.SCHEDULED: "#6f42c1", Status.QUEUED: "#0d6efd",
@@ -69,7 +69,7 @@ def next_attempt_html(job: Job) -> str:
 def attempts_html(job: Job) -> str:
     """"4/6": attempts made, attempts allowed; after a manual retry (which allows the kind's number again
     on top of those made) it says so, on the page and on hover."""
-    kind = find_kind(job.kind)
+    kind = kind_registered(job.kind)
     per_run = kind.max_attempts if kind is not None else job.max_attempts
     title = f"{job.attempts} attempt{'s' if job.attempts != 1 else ''} made, {job.max_attempts} allowed"
     if job.max_attempts <= per_run:

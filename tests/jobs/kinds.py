@@ -107,3 +107,8 @@ def logger(ctx, *, lines: int, level: str = "info") -> int:
     for n in range(1, lines + 1):
         ctx.log(f"line {n}", level)
     return lines
+
+
+@job_kind("tests.short_lived", max_attempts=1, retention_succeeded_days=1, retention_failed_days=2)
+def short_lived(ctx) -> None:
+    return None
