@@ -11,7 +11,8 @@ class PingFailure(Exception):
     """The failure `diagnostics.ping` raises on purpose, to exercise retries and alerting."""
 
 
-@job_kind("diagnostics.ping", queue="default", max_attempts=3, timeout=120, backoff=1.0, public=True)
+@job_kind("diagnostics.ping", queue="default", max_attempts=3, timeout=120, backoff=1.0, public=True,
+          repeat_min_seconds=10)
 def ping(ctx, *, seconds: float = 0.0, steps: int = 1, fail_times: int = 0) -> dict:
     """Check workers end to end after a deploy: sleeps `seconds` over `steps` progress reports and
     fails its first `fail_times` attempts."""

@@ -42,6 +42,8 @@ class Kind:
     # Days its finished jobs are kept, instead of their tenant's (a tenant may set its own per kind).
     retention_succeeded_days: int | None = None
     retention_failed_days: int | None = None
+    # The shortest `@every N seconds` a schedule may give it, under a minute (None: cron's minute at most).
+    repeat_min_seconds: int | None = None
 
     def validate(self, payload: Any) -> dict[str, Any]:
         """The payload as stored: checked, defaults filled in. Raises ValidationError naming the field."""
@@ -108,6 +110,7 @@ def job_kind(
     sensitive: Iterable[str] = (),
     retention_succeeded_days: int | None = None,
     retention_failed_days: int | None = None,
+    repeat_min_seconds: int | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `handler(ctx, **payload)` as the job kind `name`.
 
@@ -121,6 +124,7 @@ def job_kind(
     names payload fields that logs show as "[redacted]" (keys that look like secrets always are).
     `retention_succeeded_days` and `retention_failed_days` keep this kind's finished jobs that long
     instead of their tenant's retention (a tenant may still set its own for the kind).
+    `repeat_min_seconds` lets schedules repeat it more often than once a minute (`@every 15s`), down to that.
     """
     if queue not in settings.RQ_QUEUES:
         raise ImproperlyConfigured(f"job kind {name!r}: unknown queue {queue!r}")
@@ -147,6 +151,7 @@ def job_kind(
             sensitive=frozenset(sensitive),
             retention_succeeded_days=retention_succeeded_days,
             retention_failed_days=retention_failed_days,
+            repeat_min_seconds=repeat_min_seconds,
         ))
         return handler
 

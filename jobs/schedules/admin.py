@@ -77,6 +77,13 @@ class ScheduleForm(forms.ModelForm):
         if start and end and end <= start:
             self.add_error("end_at", "Must be after the start date.")
         kind, payload = cleaned.get("kind"), cleaned.get("payload")
+        seconds = cron.every_seconds(cleaned.get("cron") or "")
+        if kind and seconds is not None and seconds < 60:
+            floor = get_kind(kind).repeat_min_seconds
+            if floor is None or seconds < floor:
+                self.add_error("cron", f"{kind} may repeat at most once a minute here; @every {seconds}s is for kinds "
+                                       "that allow it (@job_kind(repeat_min_seconds=...))" if floor is None else
+                               f"{kind} may repeat at most every {floor} seconds, not every {seconds}.")
         if kind and "payload" not in self.errors:
             try:
                 cleaned["payload"] = get_kind(kind).validate({} if payload is None else payload)

@@ -1,5 +1,9 @@
 """Cron expressions: checked with errors that name the field, described in words, turned into fire times.
 
+Besides the five fields and the @ aliases, `@every 15s` (or `@every 15 seconds`) repeats every N seconds,
+at the instants that are whole multiples of N since the Unix epoch, on no wall clock: for work that must
+run more often than once a minute, where the job's kind allows it (`@job_kind(repeat_min_seconds=...)`).
+
 Fire times are computed on the schedule's local wall clock and only then placed on the time line, so
 a daily 02:30 in Europe/Berlin fires once on both DST days: on the spring-forward day 02:30 does not
 exist and the firing moves to 03:30 local (the instant one hour after 01:30), on the fall-back day
@@ -7,6 +11,7 @@ exist and the firing moves to 03:30 local (the instant one hour after 01:30), on
 """
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,15 +31,31 @@ FIELDS = [("minute", "0-59"), ("hour", "0-23"), ("day of month", "1-31"), ("mont
 HORIZON = timedelta(days=366 * 30)
 
 
+EVERY = re.compile(r"@every\s*(\d+)\s*(?:s|sec|secs|second|seconds)?", re.IGNORECASE)
+EVERY_MAX = 86_400  # a day: longer intervals are what cron's fields say better
+
+
 def normalise(expression: str) -> str:
-    """The five-field form of an expression (aliases expanded, spaces collapsed)."""
+    """The five-field form of an expression (aliases expanded, spaces collapsed); `@every Ns` as such."""
     text = " ".join(expression.split())
+    if (seconds := every_seconds(text)) is not None:
+        return f"@every {seconds}s"
     return ALIASES.get(text.lower(), text)
+
+
+def every_seconds(expression: str) -> int | None:
+    """N for `@every N seconds`, else None."""
+    match = EVERY.fullmatch(" ".join(expression.split()))
+    return int(match.group(1)) if match else None
 
 
 def cron_check(expression: str) -> str:
     """The expression in its five-field form, or a ValidationError naming the field that is wrong."""
     text = normalise(expression)
+    if (seconds := every_seconds(text)) is not None:
+        if not 1 <= seconds <= EVERY_MAX:
+            raise ValidationError(f"@every takes 1 to {EVERY_MAX:,} seconds, not {seconds:,}.")
+        return text
     parts = text.split(" ")
     if not text:
         raise ValidationError("Enter a cron expression, for example '30 2 * * 1' (02:30 every Monday).")
@@ -72,7 +93,9 @@ def timezone_names() -> list[str]:
 
 
 def describe(expression: str) -> str:
-    """The expression in words: 'At 02:30, only on Monday'."""
+    """The expression in words: 'At 02:30, only on Monday', 'Every 15 seconds'."""
+    if (seconds := every_seconds(expression)) is not None:
+        return f"Every {seconds} second{'s' if seconds != 1 else ''}"
     options = Options()
     options.use_24hour_time_format = True
     options.verbose = False
@@ -90,6 +113,9 @@ def _on_time_line(local: datetime, tz) -> datetime:
 
 def fire_times(expression: str, tz, *, after: datetime, until: datetime | None = None) -> Iterator[datetime]:
     """Fire times (UTC, ascending, each once) strictly after `after`, up to `until` inclusive."""
+    if (seconds := every_seconds(expression)) is not None:
+        yield from _every(seconds, after=after, until=until)
+        return
     walk = croniter(normalise(expression), after.astimezone(tz).replace(tzinfo=None) - timedelta(hours=3))
     last = after
     while True:
@@ -104,11 +130,30 @@ def fire_times(expression: str, tz, *, after: datetime, until: datetime | None =
 COUNT_CAP = 10_000
 
 
+def _epoch_multiple(moment: datetime, seconds: int, *, up: bool) -> datetime:
+    """The instant at a whole multiple of `seconds` since the epoch at or before `moment` (after it, with `up`)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    steps = (moment - epoch) // timedelta(seconds=seconds)
+    return epoch + timedelta(seconds=seconds) * (steps + 1 if up else steps)
+
+
+def _every(seconds: int, *, after: datetime, until: datetime | None) -> Iterator[datetime]:
+    moment = _epoch_multiple(after, seconds, up=True)  # strictly after: one step past the one at or before
+    while until is None or moment <= until:
+        yield moment
+        moment += timedelta(seconds=seconds)
+
+
 def latest_fire_times(expression: str, tz, *, after: datetime, until: datetime, limit: int) -> tuple[list[datetime], int]:
     """The latest `limit` fire times in (after, until], oldest first, and how many there are in all
     (counted up to COUNT_CAP). Walks back from `until`, so a schedule nobody served for a year costs
     at most COUNT_CAP steps.
     """
+    if (seconds := every_seconds(expression)) is not None:
+        last = _epoch_multiple(until, seconds, up=False)
+        total = min(COUNT_CAP, max(0, (last - _epoch_multiple(after, seconds, up=False)) // timedelta(seconds=seconds)))
+        shown = min(total, limit)
+        return [last - timedelta(seconds=seconds * n) for n in range(shown - 1, -1, -1)], total
     walk = croniter(normalise(expression), until.astimezone(tz).replace(tzinfo=None) + timedelta(hours=3))
     latest: list[datetime] = []
     total, previous = 0, None

@@ -30,7 +30,8 @@ class Schedule(models.Model):
         default=DEFAULT_PRIORITY, db_default=DEFAULT_PRIORITY,
         validators=[MinValueValidator(1), MaxValueValidator(10)], help_text="Of each job it starts: 1 to 10, among the queue's waiting jobs higher goes first.")
     cron = models.CharField("cron expression", max_length=120,
-                            help_text="minute hour day-of-month month day-of-week, e.g. '30 2 * * 1', or @daily.")
+                            help_text="minute hour day-of-month month day-of-week, e.g. '30 2 * * 1', or @daily; "
+                                      "@every 15s for kinds that may repeat within a minute.")
     timezone = models.CharField("time zone", max_length=64, default="UTC", help_text="IANA name, e.g. Europe/Berlin.")
     enabled = models.BooleanField("active", default=True, help_text="Paused schedules fire nothing, and do not catch up when resumed.")
     misfire_policy = models.CharField(max_length=8, choices=MisfirePolicy.choices, default=MisfirePolicy.ONCE,
