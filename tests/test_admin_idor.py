@@ -29,7 +29,7 @@ from jobs import enqueue
 from jobs.api.models import ApiToken
 from jobs.mail.models import OutboundEmail
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
-from jobs.models import AuditAction, AuditEvent, AuditEventJob, Batch, Job, QueueState, Status
+from jobs.models import AuditAction, AuditEvent, AuditEventJob, Batch, Job, KindRetention, QueueState, Status
 from jobs.staff import JOB_ACTIONS
 from jobs.ops.models import Incident
 from jobs.schedules.models import Schedule
@@ -143,6 +143,11 @@ def make_api_token(tenant: Tenant, user) -> tuple[ApiToken, list[str]]:
     return token, [secret(tenant, "api-token"), token.prefix]
 
 
+def make_kind_retention(tenant: Tenant, user) -> tuple[KindRetention, list[str]]:
+    rule = KindRetention.objects.create(tenant=tenant, kind=f"{tenant.slug}.only_kind", succeeded_days=4242)
+    return rule, [f"{tenant.slug}.only_kind"]
+
+
 # Every registered model needs an entry; `user` is the tenant's staff member (alice or charlie).
 FACTORIES: dict[type[Model], Callable[[Tenant, object], tuple[Model, list[str]]]] = {
     Tenant: lambda tenant, user: (tenant, [tenant.name, tenant.slug]),
@@ -159,6 +164,7 @@ FACTORIES: dict[type[Model], Callable[[Tenant, object], tuple[Model, list[str]]]
     Batch: make_batch,
     ApiToken: make_api_token,
     Incident: make_incident,
+    KindRetention: make_kind_retention,
 }
 REGISTERED = list(admin.site._registry)
 UNSCOPED = [model for model in REGISTERED if not isinstance(admin.site._registry[model], TenantScopedAdmin)]

@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from jobs.admin.html import status_badge_html
 from jobs.admin.starting import payload_guide
-from jobs.models import Job
+from jobs.models import DEFAULT_PRIORITY, Job
 from jobs.registry import get_kind, kind_names, public_kind_names
 from jobs.schedules import cron
 from jobs.schedules.models import Schedule, ScheduleRun
@@ -54,6 +54,8 @@ class ScheduleForm(forms.ModelForm):
         if self.instance.pk and self.instance.kind not in names:
             names = [*names, self.instance.kind]
         self.fields["kind"].choices = [(name, name) for name in names]
+        if "priority" in self.fields:  # left out, the default
+            self.fields["priority"].required = False
         if "tenant" in self.fields and not (self.user is not None and self.user.is_superuser):
             self.fields["tenant"].help_text = ""  # system-wide schedules are not theirs to make
         # The payload field says what the chosen kind takes (schedule_form.js keeps it in step with the kind).
@@ -62,6 +64,10 @@ class ScheduleForm(forms.ModelForm):
         if self.instance.pk is None:
             chosen = self.initial.get("kind") or (names[0] if names else None)
             self.initial.setdefault("payload", guides[chosen]["defaults"] if chosen else {})
+
+    def clean_priority(self) -> int:
+        value = self.cleaned_data.get("priority")
+        return DEFAULT_PRIORITY if value is None else value
 
     def clean_cron(self) -> str:
         return cron.cron_check(self.cleaned_data["cron"])
