@@ -44,6 +44,9 @@ class Kind:
     retention_failed_days: int | None = None
     # The shortest `@every N seconds` a schedule may give it, under a minute (None: cron's minute at most).
     repeat_min_seconds: int | None = None
+    # Across every tenant: at most this many queued or running at once, and handed to workers a second.
+    global_concurrency: int | None = None
+    global_rate: int | None = None
 
     def validate(self, payload: Any) -> dict[str, Any]:
         """The payload as stored: checked, defaults filled in. Raises ValidationError naming the field."""
@@ -111,6 +114,8 @@ def job_kind(
     retention_succeeded_days: int | None = None,
     retention_failed_days: int | None = None,
     repeat_min_seconds: int | None = None,
+    global_concurrency: int | None = None,
+    global_rate: int | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `handler(ctx, **payload)` as the job kind `name`.
 
@@ -125,6 +130,8 @@ def job_kind(
     `retention_succeeded_days` and `retention_failed_days` keep this kind's finished jobs that long
     instead of their tenant's retention (a tenant may still set its own for the kind).
     `repeat_min_seconds` lets schedules repeat it more often than once a minute (`@every 15s`), down to that.
+    `global_concurrency` and `global_rate` limit it across every tenant (an SMTP relay's messages a second,
+    a partner API's calls at once); JOBS_KIND_LIMITS overrides them by kind name.
     """
     if queue not in settings.RQ_QUEUES:
         raise ImproperlyConfigured(f"job kind {name!r}: unknown queue {queue!r}")
@@ -132,6 +139,9 @@ def job_kind(
         raise ImproperlyConfigured(f"job kind {name!r}: max_attempts must be at least 1")
     if tenant_rate is not None and tenant_rate < 1:
         raise ImproperlyConfigured(f"job kind {name!r}: tenant_rate must be at least 1 (jobs a second)")
+    for label, value in (("global_concurrency", global_concurrency), ("global_rate", global_rate)):
+        if value is not None and value < 1:
+            raise ImproperlyConfigured(f"job kind {name!r}: {label} must be at least 1")
 
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
         kind_add(Kind(
@@ -152,6 +162,8 @@ def job_kind(
             retention_succeeded_days=retention_succeeded_days,
             retention_failed_days=retention_failed_days,
             repeat_min_seconds=repeat_min_seconds,
+            global_concurrency=global_concurrency,
+            global_rate=global_rate,
         ))
         return handler
 
@@ -212,6 +224,31 @@ def kind_rates() -> dict[str, int]:
 def kind_caps() -> dict[str, int]:
     """Kinds with a per-tenant concurrency cap: kind name -> cap (kept at registration, as above)."""
     return _caps
+
+
+@dataclass(frozen=True)
+class GlobalLimit:
+    concurrency: int | None = None  # queued or running at once, across tenants
+    rate: int | None = None  # handed to workers a second, across tenants
+
+    def reason(self, kind: str) -> str:
+        """What a held job of the kind says while it waits."""
+        if self.rate is not None:
+            return f"Waiting: {kind} is at its global rate of {self.rate}/s."
+        return f"Waiting: {kind} is at its global limit of {self.concurrency} at once."
+
+
+def global_limits() -> dict[str, GlobalLimit]:
+    """Kinds limited across every tenant: their own (`@job_kind(global_concurrency=, global_rate=)`), with
+    JOBS_KIND_LIMITS ({"email.send": {"global_rate": 20}}) over them; a limit of 0 there lifts one."""
+    limits = {name: (kind.global_concurrency, kind.global_rate) for name, kind in _kinds.items()
+              if kind.global_concurrency is not None or kind.global_rate is not None}
+    for name, override in settings.JOBS_KIND_LIMITS.items():
+        concurrency, rate = limits.get(name, (None, None))
+        concurrency = override.get("global_concurrency", concurrency) or None
+        rate = override.get("global_rate", rate) or None
+        limits[name] = (concurrency, rate)
+    return {name: GlobalLimit(*values) for name, values in limits.items() if values != (None, None)}
 
 
 def tenant_kind_names() -> list[str]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
@@ -30,12 +31,13 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from jobs import eventlog, postgres, transport
 from jobs.models import ACTIVE_STATUSES, Job, QueueState, Status, error_fingerprint
-from jobs.registry import kind_caps, kind_rates
+from jobs.registry import global_limits, kind_caps, kind_rates
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -132,11 +134,14 @@ def hold_reason(count: int, *, queue: str, tenant_id: int | None, kind: str) -> 
     # While Redis is known to be failing, skip the doomed post-commit push; a periodic pass relays.
     if redis_recently_down() or queue in paused_queues():
         return ""
+    limited = global_limits().get(kind)
     if tenant_id is None:
-        return None
+        return limited.reason(kind) if limited else None
     load = tenant_load()
     if tenant_id in load.paused:
         return HELD_PAUSED
+    if limited:  # across tenants: `global_refill` hands them over, under the kind's lock
+        return limited.reason(kind)
     limit = tenant_limit(tenant_id, load.limits)
     if limit and load.active[tenant_id] + load.admitted[tenant_id] + count > limit // 2:
         return HELD_AT_LIMIT
@@ -240,6 +245,8 @@ def relay(*, job_ids: Collection[UUID] | None = None, eager: bool = False) -> in
     # Tenants with a limit go through `refill`, each for what fits under its own limit: round robin.
     for tenant_id in _limited_tenants_with_due_work(job_ids):
         handed += refill(tenant_id)
+    for kind in _global_kinds_with_due_work(job_ids):
+        handed += global_refill(kind)
     return handed
 
 
@@ -258,6 +265,8 @@ def _due_rows(now):
     rows = Job.objects.due(now).exclude(queue__in=paused_queues(fresh=True))
     if counted := _counted_kinds():  # a tenant's capped and rate-limited kinds go through `refill`
         rows = rows.exclude(tenant__isnull=False, kind__in=counted)
+    if limited := list(global_limits()):  # kinds limited across tenants go through `global_refill`
+        rows = rows.exclude(kind__in=limited)
     unlimited = [tenant_id for tenant_id, limit in load.limits.items() if limit == 0 and tenant_id not in load.paused]
     if settings.JOBS_TENANT_CONCURRENCY:
         return rows.filter(Q(tenant__isnull=True) | Q(tenant_id__in=unlimited))
@@ -293,7 +302,15 @@ _freed_since_check: Counter = Counter()  # per tenant, in this process
 def slot_freed(tenant_id: int | None, *, kind: str = "", sampled: bool = True) -> int:
     """A job (of `kind`) of this tenant left `queued`/`running` (or, with `sampled` off, jobs were just
     held back at enqueue): hand over what it has waiting, a few at a time."""
-    if tenant_id is None or redis_recently_down():
+    if redis_recently_down():
+        return 0
+    if kind in global_limits():  # the slot is the kind's, across tenants
+        try:
+            return global_refill(kind)
+        except Exception:
+            logger.exception("Global refill of %s failed; the next relay pass retries", kind)
+            return 0
+    if tenant_id is None:
         return 0
     limit = tenant_limit(tenant_id)
     if kind in kind_caps():
@@ -348,6 +365,7 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
                       .values_list("kind").annotate(n=Count("id")).order_by()) if caps else {}
         room = limit - state["busy"] if limit else settings.JOBS_RELAY_BATCH
         kind_room = {kind: cap - active.get(kind, 0) for kind, cap in caps.items()}
+        kind_room.update(dict.fromkeys(global_limits(), 0))  # handed over by `global_refill` only
         # This second's hand-overs of rate-limited kinds, taken now; what the pick does not use goes back.
         granted = {kind: transport.rate_take(f"{tenant_id}:{kind}", max(0, min(room, kind_room.get(kind, room))), rate)
                    for kind, rate in kind_rates().items()} if room > 0 else {}
@@ -380,6 +398,80 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
     return len(batch) if hand_over(batch) else 0
 
 
+GLOBAL_LOCK_SPACE = 7302  # pg_advisory_xact_lock(space, crc32 of the kind) for global refills
+
+
+def global_refill(kind: str) -> int:
+    """Hand over due jobs of a kind limited across tenants, as many as its global concurrency and this
+    second's rate allow, taking them from the tenants with waiting work in turn (round robin: each
+    tenant's highest priority, then oldest, before anyone's second), within each tenant's own limit."""
+    limit = global_limits().get(kind)
+    if limit is None:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        if not _lock(GLOBAL_LOCK_SPACE, zlib.crc32(kind.encode()), wait=False):
+            return 0  # another refill of the kind is under way: it hands over what fits
+        room = settings.JOBS_RELAY_BATCH
+        if limit.concurrency is not None:
+            room = min(room, limit.concurrency - Job.objects.filter(kind=kind, status__in=ACTIVE_STATUSES).count())
+        granted = transport.rate_take(f"global:{kind}", max(0, room), limit.rate) if limit.rate and room > 0 else None
+        if granted is not None:
+            room = granted
+        picked = _pick_across_tenants(kind, now, room) if room > 0 else []
+        Job.objects.filter(pk__in=[row[0] for row in picked]).transition(Status.QUEUED, enqueued_at=now,
+                                                                          progress_message="")
+        # Due retries and delayed jobs of the kind that did not fit wait with the others, saying why.
+        Job.objects.due(now).filter(kind=kind, status__in=(Status.SCHEDULED, Status.RETRYING)).exclude(
+            pk__in=[row[0] for row in picked]).transition(Status.PENDING, progress_message=limit.reason(kind))
+    if granted is not None:
+        transport.rate_return(f"global:{kind}", granted - len(picked))
+    if not picked:
+        return 0
+    slugs = dict(Tenant.objects.filter(pk__in={row[8] for row in picked if row[8]}).values_list("pk", "slug"))
+    eventlog.jobs_changed(((row[0], row[8], row[2], row[4], row[6]) for row in picked), status=Status.QUEUED)
+    batch = [_handover(row[:8], slugs.get(row[8])) for row in picked]
+    return len(batch) if hand_over(batch) else 0
+
+
+def _pick_across_tenants(kind: str, now, room: int) -> list[tuple]:
+    """Up to `room` due rows of the kind: each tenant's turn in order (its highest priority, then oldest,
+    first), skipping paused queues and tenants and tenants at their own limit."""
+    load = tenant_load(fresh=True)
+    due = (Job.objects.due(now).filter(kind=kind).exclude(queue__in=paused_queues())
+           .exclude(tenant_id__in=load.paused))
+    ranked = (due.annotate(turn=Window(RowNumber(), partition_by=[F("tenant_id")],
+                                       order_by=[F("priority").desc(), F("id").asc()]))
+              .filter(turn__lte=room).order_by("turn", "-priority", "id")
+              .values_list(*PICK_FIELDS, "tenant_id"))
+    rows = list(ranked[: room * 4])  # some may belong to tenants at their limit
+    tenants = {row[8] for row in rows if row[8] is not None}
+    busy = dict(Job.objects.filter(tenant_id__in=tenants, status__in=ACTIVE_STATUSES).values_list("tenant_id")
+                .annotate(n=Count("id")).order_by())
+    allowed = {tenant_id: (tenant_limit(tenant_id, load.limits) or room) - busy.get(tenant_id, 0)
+               for tenant_id in tenants}
+    picked = []
+    for row in rows:
+        if len(picked) >= room:
+            break
+        if row[8] is not None:
+            if allowed[row[8]] <= 0:
+                continue
+            allowed[row[8]] -= 1
+        picked.append(row)
+    return picked
+
+
+def _global_kinds_with_due_work(job_ids: Collection[UUID] | None) -> list[str]:
+    limited = list(global_limits())
+    if not limited:
+        return []
+    rows = Job.objects.due(timezone.now()).filter(kind__in=limited)
+    if job_ids is not None:
+        rows = rows.filter(pk__in=list(job_ids))
+    return sorted(rows.values_list("kind", flat=True).order_by().distinct())
+
+
 def _tenant_state(tenant_id: int, now, enough: int = 1) -> dict | None:
     row = postgres.tenant_state(tenant_id=tenant_id, now=now, enough=enough)
     if row is None:
@@ -393,13 +485,18 @@ def _limit_of(state: dict) -> int:
 
 def _lock_tenant(tenant_id: int, *, wait: bool = True) -> bool:
     """Take the tenant's refill lock for this transaction; without `wait`, False if another holds it."""
+    return _lock(RELAY_LOCK_SPACE, tenant_id, wait=wait)
+
+
+def _lock(space: int, key: int, *, wait: bool) -> bool:
     if connection.vendor != "postgresql":
         return True  # SQLite runs one writer at a time anyway
+    key = key - (1 << 32) if key >= 1 << 31 else key  # the int4 the two-key form takes
     with connection.cursor() as cursor:
         if wait:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [RELAY_LOCK_SPACE, tenant_id])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [space, key])
             return True
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [RELAY_LOCK_SPACE, tenant_id])
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [space, key])
         return bool(cursor.fetchone()[0])
 
 

@@ -112,3 +112,13 @@ def logger(ctx, *, lines: int, level: str = "info") -> int:
 @job_kind("tests.short_lived", max_attempts=1, retention_succeeded_days=1, retention_failed_days=2)
 def short_lived(ctx) -> None:
     return None
+
+
+@job_kind("tests.global_capped", queue="high", max_attempts=1, global_concurrency=2)
+def global_capped(ctx, *, n: int = 0) -> int:
+    return n
+
+
+@job_kind("tests.global_rated", queue="high", max_attempts=1, global_rate=3)
+def global_rated(ctx, *, n: int = 0) -> int:
+    return n

@@ -1,0 +1,62 @@
+"""Limits by kind across every tenant (an SMTP relay's rate, a partner API's concurrency), enforced by the
+relay with tenants served in turn."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from jobs import enqueue, relay, transport
+from jobs.models import ACTIVE_STATUSES, Attempt, Job, Status
+from jobs.registry import GlobalLimit, global_limits
+from tenants.models import Tenant
+from tests.jobs import kinds  # noqa: F401 (registers the test kinds)
+from tests.jobs.helpers import work
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def queued_in_redis() -> int:
+    return transport.get_queue("high").count
+
+
+def test_a_kind_at_its_global_concurrency_waits_saying_so_and_tenants_take_turns(acme, globex):
+    for tenant in (acme, globex):
+        Tenant.objects.filter(pk=tenant.pk).update(concurrency_limit=0)  # no tenant limit: only the kind's
+    relay.forget_tenant_load()
+    theirs_first = [enqueue("tests.global_capped", tenant=acme, payload={"n": n}) for n in range(6)]
+    ours = enqueue("tests.global_capped", tenant=globex, payload={"n": 100})
+    assert Job.objects.filter(kind="tests.global_capped", status__in=ACTIVE_STATUSES).count() == 2
+    assert queued_in_redis() == 2
+    waiting = Job.objects.get(pk=theirs_first[-1].pk)
+    assert (waiting.status, waiting.progress_message) == (
+        Status.PENDING, "Waiting: tests.global_capped is at its global limit of 2 at once.")
+    work("high")  # every finished job frees the kind's slot: its refill hands over the next, in turn
+    assert Job.objects.filter(kind="tests.global_capped", status=Status.SUCCEEDED).count() == 7
+    order = list(Attempt.objects.order_by("started_at", "id").values_list("job_id", flat=True))
+    # globex's one job waits behind at most one turn of acme's, not behind acme's backlog
+    assert order.index(ours.pk) <= 3
+
+
+def test_a_kinds_global_rate_hands_over_at_most_that_many_a_second(acme, globex):
+    started = time.monotonic()
+    jobs = [enqueue("tests.global_rated", tenant=tenant, payload={"n": n}) for n in range(5) for tenant in
+            (acme, globex)]
+    handed = queued_in_redis()
+    assert handed <= 3 and Job.objects.filter(status=Status.PENDING).count() == 10 - handed
+    assert Job.objects.filter(status=Status.PENDING).first().progress_message == (
+        "Waiting: tests.global_rated is at its global rate of 3/s.")
+    while queued_in_redis() < 10 and time.monotonic() - started < 10:
+        relay.relay()  # what the scheduler's tick does every second
+        time.sleep(0.2)
+    assert queued_in_redis() == 10 and len(jobs) == 10
+    assert time.monotonic() - started >= 2  # ten at three a second: at least three seconds' worth
+
+
+def test_settings_override_a_kinds_own_limits(settings):
+    settings.JOBS_KIND_LIMITS = {"tests.global_capped": {"global_concurrency": 0, "global_rate": 20},
+                                 "email.send": {"global_rate": 50}}
+    limits = global_limits()
+    assert limits["tests.global_capped"] == GlobalLimit(concurrency=None, rate=20)
+    assert limits["email.send"] == GlobalLimit(concurrency=None, rate=50)
+    assert limits["tests.global_rated"] == GlobalLimit(rate=3)
