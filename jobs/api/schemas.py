@@ -159,6 +159,27 @@ class JobDetail(JobSummary):
         return cls(**cls.fields_of(job), payload=job.payload, result=job.result, attempts=attempts)
 
 
+class BulkIn(Schema):
+    model_config = BODY
+
+    kind: str = Field(max_length=100, pattern=TEXT, description="A public kind (see `GET /kinds`).")
+    payloads: list[dict[str, Any]] = Field(min_length=1, max_length=1000,
+                                           description="1 to 1,000 payloads, each checked against the kind's schema.")
+    priority: WholeNumber = Field(5, ge=1, le=10, description="Of every job: among its queue's waiting jobs, higher "
+                                                             "goes first (1 to 10; 5 is the default).")
+
+
+class BulkOut(Schema):
+    ids: list[UUID] = Field(description="The new jobs' ids, in the order of the payloads.")
+    count: int
+
+
+class TenantStateOut(Schema):
+    slug: str
+    paused: bool
+    paused_at: datetime | None
+
+
 class JobPage(Schema):
     items: list[JobSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

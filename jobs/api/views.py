@@ -25,7 +25,9 @@ EnqueueIn = schemas.enqueue_schema(PUBLIC_KINDS)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The job actions the audit trail has an action of their own for, by URL name; any other refused write
 # (an enqueue, say) is recorded as an API write naming the request.
-AUDITED_WRITES = {"job_retry": AuditAction.RETRY, "job_cancel": AuditAction.CANCEL}
+AUDITED_WRITES = {"job_retry": AuditAction.RETRY, "job_cancel": AuditAction.CANCEL, "job_stop": AuditAction.STOP,
+                  "job_delete": AuditAction.DELETE, "tenant_pause": AuditAction.TENANT_PAUSE,
+                  "tenant_resume": AuditAction.TENANT_RESUME}
 
 
 class TokenAuth(HttpAuthBase):
@@ -122,6 +124,10 @@ def _act(request: HttpRequest, job_id: UUID, data: schemas.ActionIn | None, acti
 
 
 def _conflict(job: Job, action: str) -> str:
+    if action == AuditAction.STOP:
+        return f"Job {job.short_id} is {job.status}; only a running job can be stopped."
+    if action == AuditAction.DELETE:
+        return f"Job {job.short_id} is {job.status}; only a finished job's record can be removed."
     if action == AuditAction.CANCEL:
         return f"Job {job.short_id} is {job.status}; only waiting jobs (pending, scheduled, queued, retrying) " \
                "can be cancelled."
@@ -144,6 +150,68 @@ def job_cancel(request: HttpRequest, job_id: UUID, data: Body[schemas.ActionIn] 
     """Cancel a job that has not started (409 otherwise), as the admin's Cancel does; recorded in the
     audit trail with the token. Needs a read-write token."""
     return _act(request, job_id, data, AuditAction.CANCEL)
+
+
+@api.post("/jobs/{uuid:job_id}/stop", response={200: schemas.JobDetail, 404: ERROR, 409: ERROR, **WITH_BODY},
+          summary="Stop a running job", tags=["jobs"])
+def job_stop(request: HttpRequest, job_id: UUID, data: Body[schemas.ActionIn] = None) -> Any:
+    """Stop a running job (409 otherwise), as the admin's Stop does: its worker ends the attempt (recorded
+    as stopped) and the job is cancelled; in the audit trail with the token. Needs a read-write token."""
+    return _act(request, job_id, data, AuditAction.STOP)
+
+
+@api.delete("/jobs/{uuid:job_id}", response={204: None, 404: ERROR, 409: ERROR, **COMMON},
+            summary="Remove a finished job's record", tags=["jobs"])
+def job_delete(request: HttpRequest, job_id: UUID) -> Any:
+    """Delete a finished job's record with its attempts (409 while it is unfinished), as the admin's
+    "Delete record" does: needs a read-write token whose maker is an admin of the tenant (403
+    `forbidden_role` for an operator); in the audit trail with the token."""
+    token = _token(request)
+    job = selectors.api_job_get(tenant=token.tenant, job_id=job_id)
+    event = services.api_job_act(token=token, job=job, action=AuditAction.DELETE)
+    if event.refused:
+        raise ApiError(403, f"Removing records needs an admin of {token.tenant}; "
+                            f"{token.created_by.get_username()}, who made token {token.prefix}, is not one.",
+                       code="forbidden_role")
+    if not event.done:
+        raise ApiError(409, _conflict(job, AuditAction.DELETE), code="job_state")
+    return Status(204, None)
+
+
+@api.post("/jobs/bulk", response={201: schemas.BulkOut, **WITH_BODY}, summary="Enqueue many jobs of one kind",
+          tags=["jobs"])
+def job_enqueue_bulk(request: HttpRequest, data: Body[schemas.BulkIn]) -> Any:
+    """Up to 1,000 jobs of one public kind in one request and one INSERT, all or nothing: one bad payload
+    refuses them all, naming it (`payloads[3].steps`). 201 with the new jobs' ids, in order. Needs a
+    read-write token."""
+    jobs = services.api_job_enqueue_many(token=_token(request), kind=data.kind, payloads=data.payloads,
+                                         priority=data.priority)
+    return Status(201, {"ids": [job.pk for job in jobs], "count": len(jobs)})
+
+
+@api.post("/tenant/pause", response={200: schemas.TenantStateOut, **WITH_BODY}, summary="Pause the tenant's work",
+          tags=["tenant"])
+def tenant_pause(request: HttpRequest, data: Body[schemas.ActionIn] = None) -> Any:
+    """The kill switch: none of the tenant's jobs starts until resumed (waiting ones stay in the database,
+    those in Redis are taken back; running ones finish). Needs a read-write token whose maker is an admin
+    of the tenant; in the audit trail with the token."""
+    return _tenant_switch(request, data, pause=True)
+
+
+@api.post("/tenant/resume", response={200: schemas.TenantStateOut, **WITH_BODY}, summary="Resume the tenant's work",
+          tags=["tenant"])
+def tenant_resume(request: HttpRequest, data: Body[schemas.ActionIn] = None) -> Any:
+    """Undo the kill switch: the tenant's waiting jobs are handed over as its limit allows. Needs a read-write
+    token whose maker is an admin of the tenant; in the audit trail with the token."""
+    return _tenant_switch(request, data, pause=False)
+
+
+def _tenant_switch(request: HttpRequest, data: schemas.ActionIn | None, *, pause: bool) -> dict:
+    token = _token(request)
+    services.api_tenant_switch(token=token, pause=pause, reason=data.reason if data else "")
+    token.tenant.refresh_from_db(fields=["paused_at"])
+    return {"slug": token.tenant.slug, "paused": token.tenant.paused_at is not None,
+            "paused_at": token.tenant.paused_at}
 
 
 @api.get("/queues", response={200: schemas.QueuesOut, **COMMON}, summary="Queue statistics", tags=["queues"])
