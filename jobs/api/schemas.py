@@ -6,6 +6,7 @@ schema, so the published schema says exactly which payloads are accepted.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
@@ -159,16 +160,6 @@ class JobDetail(JobSummary):
         return cls(**cls.fields_of(job), payload=job.payload, result=job.result, attempts=attempts)
 
 
-class BulkIn(Schema):
-    model_config = BODY
-
-    kind: str = Field(max_length=100, pattern=TEXT, description="A public kind (see `GET /kinds`).")
-    payloads: list[dict[str, Any]] = Field(min_length=1, max_length=1000,
-                                           description="1 to 1,000 payloads, each checked against the kind's schema.")
-    priority: WholeNumber = Field(5, ge=1, le=10, description="Of every job: among its queue's waiting jobs, higher "
-                                                             "goes first (1 to 10; 5 is the default).")
-
-
 class BulkOut(Schema):
     ids: list[UUID] = Field(description="The new jobs' ids, in the order of the payloads.")
     count: int
@@ -294,17 +285,32 @@ def enqueue_schema(kinds: list[Kind]) -> Any:
     The payload is checked by the engine (`enqueue`), from JSON as a worker will read it, so its
     errors are the engine's own (`payload.steps: ...`); the schema here documents it.
     """
+    return _by_kind(kinds, "Enqueue", "Enqueue a {} job.", lambda payload: {
+        "payload": (payload, Field(default_factory=dict)), **_ENQUEUE_FIELDS})
+
+
+def bulk_schema(kinds: list[Kind]) -> Any:
+    """The bulk enqueue body: `kind`, 1 to 1,000 `payloads` (each published with the kind's schema) and a
+    priority for them all; one variant per public kind, told apart by `kind`."""
+    return _by_kind(kinds, "Bulk", "Enqueue many {} jobs.", lambda payload: {
+        "payloads": (list[payload], Field(min_length=1, max_length=BULK_MAX,
+                                          description=f"1 to {BULK_MAX:,} payloads, each the kind's.")),
+        "priority": _ENQUEUE_FIELDS["priority"]})
+
+
+BULK_MAX = 1000
+
+
+def _by_kind(kinds: list[Kind], prefix: str, doc: str, fields: Callable[[Any], dict[str, Any]]) -> Any:
     variants = []
     for kind in kinds:
-        name = "Enqueue" + "".join(part.title() for part in re.split(r"[._-]", kind.name))
+        name = prefix + "".join(part.title() for part in re.split(r"[._-]", kind.name))
         payload = Annotated[dict[str, Any], WithJsonSchema(payload_json_schema(kind))]
-        variants.append(create_model(
-            name, __config__=_ENQUEUE_CONFIG, __doc__=f"Enqueue a {kind.name} job.",
-            kind=(Literal[kind.name], ...), payload=(payload, Field(default_factory=dict)), **_ENQUEUE_FIELDS))
+        variants.append(create_model(name, __config__=_ENQUEUE_CONFIG, __doc__=doc.format(kind.name),
+                                     kind=(Literal[kind.name], ...), **fields(payload)))
     if not variants:  # no public kind: every request is refused, naming `kind`
-        return create_model("EnqueueAnyKind", __config__=_ENQUEUE_CONFIG,
-                            kind=(str, Field(max_length=100, pattern=TEXT)),
-                            payload=(dict[str, Any], Field(default_factory=dict)), **_ENQUEUE_FIELDS)
+        return create_model(f"{prefix}AnyKind", __config__=_ENQUEUE_CONFIG,
+                            kind=(str, Field(max_length=100, pattern=TEXT)), **fields(dict[str, Any]))
     if len(variants) == 1:
         return variants[0]
     return Annotated[Union[tuple(variants)], Field(discriminator="kind")]  # noqa: UP007 (built at run time)

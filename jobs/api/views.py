@@ -21,6 +21,7 @@ from jobs.services import RETRYABLE
 
 PUBLIC_KINDS = selectors.api_kind_list()
 EnqueueIn = schemas.enqueue_schema(PUBLIC_KINDS)
+BulkIn = schemas.bulk_schema(PUBLIC_KINDS)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The job actions the audit trail has an action of their own for, by URL name; any other refused write
@@ -180,7 +181,7 @@ def job_delete(request: HttpRequest, job_id: UUID) -> Any:
 
 @api.post("/jobs/bulk", response={201: schemas.BulkOut, **WITH_BODY}, summary="Enqueue many jobs of one kind",
           tags=["jobs"])
-def job_enqueue_bulk(request: HttpRequest, data: Body[schemas.BulkIn]) -> Any:
+def job_enqueue_bulk(request: HttpRequest, data: Body[BulkIn]) -> Any:
     """Up to 1,000 jobs of one public kind in one request and one INSERT, all or nothing: one bad payload
     refuses them all, naming it (`payloads[3].steps`). 201 with the new jobs' ids, in order. Needs a
     read-write token."""

@@ -31,17 +31,25 @@ def demote(user, tenant, role: str = Role.VIEWER) -> None:
     Membership.objects.filter(user=user, tenant=tenant).update(role=role)
 
 
-def writes(job: Job) -> list[tuple[str, dict | None]]:
-    """Every non-GET operation the API publishes, aimed at `job` where it takes an id."""
+BODIES = {"/api/v1/jobs": {"kind": "diagnostics.ping"},
+          "/api/v1/jobs/bulk": {"kind": "diagnostics.ping", "payloads": [{}]}}
+
+
+def writes(job: Job) -> list[tuple[str, str, dict | None]]:
+    """Every non-GET operation the API publishes (method, path, body), aimed at `job` where it takes an id."""
     found = []
     for path, operations in api.get_openapi_schema()["paths"].items():
         for method in operations:
             if method != "get":
-                body = {"kind": "diagnostics.ping"} if path == "/api/v1/jobs" else None
-                found.append((method, path.replace("{job_id}", str(job.pk)), body))
-    assert {(method, path.rsplit("/", 1)[-1]) for method, path, _ in found} == {
-        ("post", "jobs"), ("post", "retry"), ("post", "cancel")}
-    return [(path, body) for method, path, body in found]
+                found.append((method, path.replace("{job_id}", str(job.pk)), BODIES.get(path)))
+    assert {(method, path.replace(str(job.pk), "{job_id}").rsplit("/", 1)[-1]) for method, path, _ in found} == {
+        ("post", "jobs"), ("post", "retry"), ("post", "cancel"), ("post", "stop"), ("delete", "{job_id}"),
+        ("post", "bulk"), ("post", "pause"), ("post", "resume")}
+    return found
+
+
+def send(caller, method: str, path: str, body: dict | None):
+    return caller.post(path, body) if method == "post" else caller.request(method.upper(), path)
 
 
 def test_it_refuses_a_demoted_makers_enqueue_with_403_naming_the_role(writer, alice, acme):
@@ -56,8 +64,8 @@ def test_it_refuses_a_demoted_makers_enqueue_with_403_naming_the_role(writer, al
 def test_it_refuses_every_write_of_a_demoted_maker_and_changes_nothing(writer, alice, acme):
     job = failed(ping(acme))
     demote(alice, acme)
-    for path, body in writes(job):
-        assert_error(writer.post(path, body), 403, "forbidden_role")
+    for method, path, body in writes(job):
+        assert_error(send(writer, method, path, body), 403, "forbidden_role")
     assert list(Job.objects.values_list("pk", "status")) == [(job.pk, Status.FAILED)]
 
 
@@ -110,7 +118,7 @@ def test_it_refuses_everything_once_the_maker_is_removed_or_deactivated(writer, 
         get_user_model().objects.filter(pk=alice.pk).update(is_active=False)
     for path in [*READS, f"/api/v1/jobs/{job.pk}"]:
         assert_error(writer.get(path), 401)
-    for path, body in writes(job):
-        assert_error(writer.post(path, body), 401)
+    for method, path, body in writes(job):
+        assert_error(send(writer, method, path, body), 401)
     assert Job.objects.count() == 1 and not AuditEvent.objects.filter(action=AuditAction.RETRY).exists()
 
