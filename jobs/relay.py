@@ -435,21 +435,27 @@ def global_refill(kind: str) -> int:
 
 
 def _pick_across_tenants(kind: str, now, room: int) -> list[tuple]:
-    """Up to `room` due rows of the kind: each tenant's turn in order (its highest priority, then oldest,
-    first), skipping paused queues and tenants and tenants at their own limit."""
+    """Up to `room` due rows of the kind, tenants in turn: a tenant's n-th waiting job (its highest
+    priority, then oldest, first) comes in turn n + the jobs of the kind it already has queued or running,
+    so the tenant holding fewest slots goes first. Paused queues and tenants are skipped, and tenants at
+    their own limit."""
     load = tenant_load(fresh=True)
     due = (Job.objects.due(now).filter(kind=kind).exclude(queue__in=paused_queues())
            .exclude(tenant_id__in=load.paused))
     ranked = (due.annotate(turn=Window(RowNumber(), partition_by=[F("tenant_id")],
                                        order_by=[F("priority").desc(), F("id").asc()]))
               .filter(turn__lte=room).order_by("turn", "-priority", "id")
-              .values_list(*PICK_FIELDS, "tenant_id"))
+              .values_list(*PICK_FIELDS, "tenant_id", "turn"))
     rows = list(ranked[: room * 4])  # some may belong to tenants at their limit
     tenants = {row[8] for row in rows if row[8] is not None}
-    busy = dict(Job.objects.filter(tenant_id__in=tenants, status__in=ACTIVE_STATUSES).values_list("tenant_id")
-                .annotate(n=Count("id")).order_by())
-    allowed = {tenant_id: (tenant_limit(tenant_id, load.limits) or room) - busy.get(tenant_id, 0)
-               for tenant_id in tenants}
+    active = Job.objects.filter(tenant_id__in=tenants, status__in=ACTIVE_STATUSES)
+    busy = dict(active.values_list("tenant_id").annotate(n=Count("id")).order_by())
+    holding = dict(active.filter(kind=kind).values_list("tenant_id").annotate(n=Count("id")).order_by())
+    rows.sort(key=lambda row: (row[9] + holding.get(row[8], 0), -row[7], row[0]))
+    allowed = {}
+    for tenant_id in tenants:
+        own = tenant_limit(tenant_id, load.limits)
+        allowed[tenant_id] = own - busy.get(tenant_id, 0) if own else room  # 0: no limit of its own
     picked = []
     for row in rows:
         if len(picked) >= room:
@@ -458,7 +464,7 @@ def _pick_across_tenants(kind: str, now, room: int) -> list[tuple]:
             if allowed[row[8]] <= 0:
                 continue
             allowed[row[8]] -= 1
-        picked.append(row)
+        picked.append(row[:9])
     return picked
 
 

@@ -123,14 +123,14 @@ def staff_jobs_act(*, action: str, user, jobs: QuerySet[Job], reason: str = "", 
 
 
 def staff_jobs_act_now_or_later(*, action: str, user, jobs: QuerySet[Job], selection: str, reason: str = "",
-                                tenant: Tenant | None = None) -> AuditEvent:
+                                tenant: Tenant | None = None, days: int | None = None) -> AuditEvent:
     """An action on a filter (`selection`, a changelist query string, and `jobs`, its rows): now when
-    small, as a background job past JOBS_ADMIN_BULK_THRESHOLD."""
+    small, as a background job past JOBS_ADMIN_BULK_THRESHOLD. `days` is the age for `clean`."""
     threshold = settings.JOBS_ADMIN_BULK_THRESHOLD
     if jobs[: threshold + 1].count() > threshold:
         return staff_jobs_act_later(action=action, user=user, selection=selection, requested=jobs.count(),
-                                    reason=reason, tenant=tenant)
-    return staff_jobs_act(action=action, user=user, jobs=jobs, reason=reason, selection=selection)
+                                    reason=reason, tenant=tenant, days=days)
+    return staff_jobs_act(action=action, user=user, jobs=jobs, reason=reason, selection=selection, days=days)
 
 
 def staff_jobs_act_later(*, action: str, user, selection: str, requested: int, reason: str = "",

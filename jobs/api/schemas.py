@@ -160,6 +160,36 @@ class JobDetail(JobSummary):
         return cls(**cls.fields_of(job), payload=job.payload, result=job.result, attempts=attempts)
 
 
+class CleanIn(Schema):
+    model_config = BODY
+
+    days: WholeNumber = Field(ge=0, le=3650, description="Delete jobs that finished more than this many days ago.")
+    statuses: list[Literal["succeeded", "failed", "cancelled"]] = Field(
+        default_factory=lambda: ["succeeded", "failed", "cancelled"], min_length=1, max_length=3,
+        description="Which finished jobs (all three unless given).")
+    reason: str = Field("", max_length=2000, pattern=TEXT, description="Stored in the audit record.")
+
+
+class ActionOut(Schema):
+    """A staff action as the audit trail records it: done now (200), or running in the background (202)."""
+    id: int
+    action: str
+    state: str = Field(description="done, partial, refused, failed, or running (in the background).")
+    requested: int
+    done: int
+    skipped: int = Field(description="Not in a state the action applies to.")
+    refused: int = Field(description="In tenants where the role does not allow it.")
+    outcome: str
+    background_job: UUID | None = Field(description="The job carrying it out in the background; follow it at "
+                                                    "GET /jobs/{id}.")
+
+    @classmethod
+    def of(cls, event) -> ActionOut:
+        return cls(id=event.pk, action=event.action, state=event.state, requested=event.requested, done=event.done,
+                   skipped=event.skipped, refused=event.refused, outcome=event.outcome,
+                   background_job=event.background_job_id)
+
+
 class BulkOut(Schema):
     ids: list[UUID] = Field(description="The new jobs' ids, in the order of the payloads.")
     count: int

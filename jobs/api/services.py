@@ -15,14 +15,15 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.http import urlencode
 from redis import RedisError
 
-from jobs import enqueue, enqueue_many, staff, transport
+from jobs import enqueue, enqueue_many, selectors, staff, transport
 from jobs.api.models import ApiToken, Scope, token_digest, token_new, token_prefix
-from jobs.models import DEFAULT_PRIORITY, AuditAction, AuditEvent, AuditState, Job, Source
+from jobs.models import DEFAULT_PRIORITY, WAITING, AuditAction, AuditEvent, AuditState, Job, Source
 from jobs.registry import public_kind_names
 from jobs.staff import audit_event_record
 from tenants.models import Role, Tenant
@@ -188,7 +189,36 @@ def api_tenant_switch(*, token: ApiToken, pause: bool, reason: str = "") -> Audi
     """The tenant's kill switch through the staff layer, which checks that the token's maker is an admin
     of the tenant now (PermissionDenied, a 403, otherwise); the audit event names the token."""
     switch = staff.staff_tenant_pause if pause else staff.staff_tenant_resume
-    event = switch(tenant=token.tenant, user=token.created_by, reason=reason)
+    return _named_for(token, switch(tenant=token.tenant, user=token.created_by, reason=reason))
+
+
+def api_jobs_clean(*, token: ApiToken, days: int, statuses: list[str], reason: str = "") -> AuditEvent:
+    """Delete the tenant's finished jobs of `statuses` that finished more than `days` days ago (pinned ones
+    kept), as the admin's Clean does: now, or past JOBS_ADMIN_BULK_THRESHOLD as a tracked background job.
+    The maker must be an admin of the tenant now (PermissionDenied otherwise)."""
+    maker = token.created_by
+    if not user_has_role(user=maker, role=Role.ADMIN, tenant=token.tenant):
+        raise PermissionDenied(f"Cleaning needs an admin of {token.tenant}; {maker.get_username()}, who made "
+                               f"token {token.prefix}, is not one.")
+    selection = urlencode({"tenant__id__exact": token.tenant.pk, "status__in": ",".join(statuses)})
+    event = staff.staff_jobs_act_now_or_later(
+        action=AuditAction.CLEAN, user=maker, jobs=selectors.job_selection(user=maker, selection=selection),
+        selection=selection, reason=reason, tenant=token.tenant, days=days)
+    return _named_for(token, event)
+
+
+def api_queue_empty(*, token: ApiToken, queue: str, reason: str = "") -> AuditEvent:
+    """Cancel the tenant's waiting jobs on `queue` (pending, scheduled, queued, retrying), as the queues
+    page's "Cancel waiting jobs" does: now, or in the background past the threshold."""
+    selection = urlencode({"tenant__id__exact": token.tenant.pk, "queue": queue, "status__in": ",".join(WAITING)})
+    maker = token.created_by
+    event = staff.staff_jobs_act_now_or_later(
+        action=AuditAction.CANCEL, user=maker, jobs=selectors.job_selection(user=maker, selection=selection),
+        selection=selection, reason=reason, tenant=token.tenant)
+    return _named_for(token, event)
+
+
+def _named_for(token: ApiToken, event: AuditEvent) -> AuditEvent:
     event.actor_name = f"{token.created_by.get_username()} (API token {token.prefix})"[:150]
     event.save(update_fields=["actor_name"])
     return event

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.http import HttpRequest
 from ninja import Body, NinjaAPI, Query, Status
 from ninja.security.http import HttpAuthBase
@@ -16,7 +17,7 @@ from ninja.security.http import HttpAuthBase
 from jobs.api import errors, schemas, selectors, services
 from jobs.api.errors import ApiError
 from jobs.api.models import ApiToken
-from jobs.models import AuditAction, Job
+from jobs.models import AuditAction, AuditState, Job
 from jobs.services import RETRYABLE
 
 PUBLIC_KINDS = selectors.api_kind_list()
@@ -28,7 +29,8 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # (an enqueue, say) is recorded as an API write naming the request.
 AUDITED_WRITES = {"job_retry": AuditAction.RETRY, "job_cancel": AuditAction.CANCEL, "job_stop": AuditAction.STOP,
                   "job_delete": AuditAction.DELETE, "tenant_pause": AuditAction.TENANT_PAUSE,
-                  "tenant_resume": AuditAction.TENANT_RESUME}
+                  "tenant_resume": AuditAction.TENANT_RESUME, "job_clean": AuditAction.CLEAN,
+                  "queue_empty": AuditAction.CANCEL}
 
 
 class TokenAuth(HttpAuthBase):
@@ -188,6 +190,30 @@ def job_enqueue_bulk(request: HttpRequest, data: Body[BulkIn]) -> Any:
     jobs = services.api_job_enqueue_many(token=_token(request), kind=data.kind, payloads=data.payloads,
                                          priority=data.priority)
     return Status(201, {"ids": [job.pk for job in jobs], "count": len(jobs)})
+
+
+@api.post("/jobs/clean", response={200: schemas.ActionOut, 202: schemas.ActionOut, **WITH_BODY},
+          summary="Clean finished jobs", tags=["jobs"])
+def job_clean(request: HttpRequest, data: Body[schemas.CleanIn]) -> Any:
+    """Delete the tenant's finished jobs (`statuses`) that finished more than `days` days ago, pinned ones
+    kept, as the admin's Clean does. 200 with the audit event when done at once; past the admin's bulk
+    threshold it runs in the background: 202 with the event and its job. Needs a read-write token whose
+    maker is an admin of the tenant."""
+    event = services.api_jobs_clean(token=_token(request), days=data.days, statuses=data.statuses,
+                                    reason=data.reason)
+    return Status(202 if event.state == AuditState.RUNNING else 200, schemas.ActionOut.of(event))
+
+
+@api.post("/queues/{name}/empty", response={200: schemas.ActionOut, 202: schemas.ActionOut, 404: ERROR, **WITH_BODY},
+          summary="Cancel the tenant's waiting jobs on a queue", tags=["queues"])
+def queue_empty(request: HttpRequest, name: str, data: Body[schemas.ActionIn] = None) -> Any:
+    """Cancel the tenant's pending, scheduled, queued and retrying jobs on the queue (other tenants' stay),
+    as the queues page does: 200 with the audit event, or 202 when it runs in the background. Needs a
+    read-write token."""
+    if name not in settings.RQ_QUEUES:
+        raise ApiError(404, f"No queue {name!r}; the queues are {', '.join(settings.RQ_QUEUES)}.")
+    event = services.api_queue_empty(token=_token(request), queue=name, reason=data.reason if data else "")
+    return Status(202 if event.state == AuditState.RUNNING else 200, schemas.ActionOut.of(event))
 
 
 @api.post("/tenant/pause", response={200: schemas.TenantStateOut, **WITH_BODY}, summary="Pause the tenant's work",

@@ -69,3 +69,35 @@ def test_the_tenants_kill_switch_needs_an_admin_and_is_audited_with_the_token(wr
     assert event.reason == "incident 42" and f"API token {writer.row.prefix}" in event.actor_name
     resumed = writer.post("/api/v1/tenant/resume")
     assert resumed.json() == {"slug": "acme", "paused": False, "paused_at": None}
+
+
+def test_old_finished_jobs_are_cleaned_by_an_admins_token_now_or_in_the_background(writer, make_token, olga, acme,
+                                                                                   globex, settings):
+    old = timezone.now() - timezone.timedelta(days=10)
+    mine = [enqueue("diagnostics.ping", tenant=acme, payload={}) for _ in range(3)]
+    theirs = enqueue("diagnostics.ping", tenant=globex, payload={})
+    Job.objects.filter(pk__in=[job.pk for job in [*mine, theirs]]).update(status=Status.FAILED, finished_at=old,
+                                                                         updated_at=old)
+    Job.objects.filter(pk=mine[0].pk).update(pinned=True)
+    assert operator(make_token, olga).post("/api/v1/jobs/clean", {"days": 7}).status_code == 403
+    cleaned = writer.post("/api/v1/jobs/clean", {"days": 7, "statuses": ["failed"], "reason": "tidy"})
+    assert cleaned.status_code == 200, cleaned.content
+    assert (cleaned.json()["done"], cleaned.json()["state"]) == (2, "done")
+    assert set(Job.objects.values_list("pk", flat=True)) == {mine[0].pk, theirs.pk}  # pinned, and globex's
+    settings.JOBS_ADMIN_BULK_THRESHOLD = 1
+    for _ in range(2):
+        Job.objects.filter(pk=enqueue("diagnostics.ping", tenant=acme, payload={}).pk).update(
+            status=Status.SUCCEEDED, finished_at=old, updated_at=old)
+    later = writer.post("/api/v1/jobs/clean", {"days": 7})
+    assert later.status_code == 202 and later.json()["state"] == "running"
+    assert Job.objects.get(pk=later.json()["background_job"]).kind == "jobs.staff_action"
+
+
+def test_a_queues_waiting_jobs_of_the_token_tenant_are_cancelled_and_no_one_elses(writer, acme, globex):
+    mine = enqueue("diagnostics.ping", tenant=acme, payload={})
+    theirs = enqueue("diagnostics.ping", tenant=globex, payload={})
+    emptied = writer.post("/api/v1/queues/default/empty", {"reason": "backlog from a bad deploy"})
+    assert emptied.status_code == 200 and emptied.json()["done"] == 1
+    assert Job.objects.get(pk=mine.pk).status == Status.CANCELLED
+    assert Job.objects.get(pk=theirs.pk).status == Status.QUEUED
+    assert writer.post("/api/v1/queues/nope/empty").status_code == 404

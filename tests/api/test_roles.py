@@ -32,7 +32,7 @@ def demote(user, tenant, role: str = Role.VIEWER) -> None:
 
 
 BODIES = {"/api/v1/jobs": {"kind": "diagnostics.ping"},
-          "/api/v1/jobs/bulk": {"kind": "diagnostics.ping", "payloads": [{}]}}
+          "/api/v1/jobs/bulk": {"kind": "diagnostics.ping", "payloads": [{}]}, "/api/v1/jobs/clean": {"days": 0}}
 
 
 def writes(job: Job) -> list[tuple[str, str, dict | None]]:
@@ -41,10 +41,11 @@ def writes(job: Job) -> list[tuple[str, str, dict | None]]:
     for path, operations in api.get_openapi_schema()["paths"].items():
         for method in operations:
             if method != "get":
-                found.append((method, path.replace("{job_id}", str(job.pk)), BODIES.get(path)))
+                found.append((method, path.replace("{job_id}", str(job.pk)).replace("{name}", "default"),
+                              BODIES.get(path)))
     assert {(method, path.replace(str(job.pk), "{job_id}").rsplit("/", 1)[-1]) for method, path, _ in found} == {
         ("post", "jobs"), ("post", "retry"), ("post", "cancel"), ("post", "stop"), ("delete", "{job_id}"),
-        ("post", "bulk"), ("post", "pause"), ("post", "resume")}
+        ("post", "bulk"), ("post", "pause"), ("post", "resume"), ("post", "clean"), ("post", "empty")}
     return found
 
 

@@ -39,6 +39,8 @@ def test_a_kind_at_its_global_concurrency_waits_saying_so_and_tenants_take_turns
 
 
 def test_a_kinds_global_rate_hands_over_at_most_that_many_a_second(acme, globex):
+    Tenant.objects.filter(pk=acme.pk).update(concurrency_limit=0)  # one tenant without a limit, one with
+    relay.forget_tenant_load()
     started = time.monotonic()
     jobs = [enqueue("tests.global_rated", tenant=tenant, payload={"n": n}) for n in range(5) for tenant in
             (acme, globex)]
