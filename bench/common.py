@@ -30,6 +30,8 @@ def setup_django(redis_url: str) -> None:
     os.environ.setdefault("SECRET_KEY", "bench")
     os.environ["JOBS_LOG_LEVEL"] = "WARNING"
     os.environ.setdefault("TRACKED_TASK_MODULES", "tasks")  # bench/tasks.py's Django task
+    # ... which every process the bench starts must find too (manage.py rqscheduler failed at start without it).
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "bench"), os.environ.get("PYTHONPATH")]))
     import django
 
     django.setup()

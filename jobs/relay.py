@@ -296,7 +296,7 @@ def _counted_kinds() -> list[str]:
     return sorted(set(kind_caps()) | set(kind_rates()))
 
 
-_freed_since_check: Counter = Counter()  # per tenant, in this process
+_freed_since_check: Counter = Counter()  # per tenant (and per globally limited kind), in this process
 
 
 def slot_freed(tenant_id: int | None, *, kind: str = "", sampled: bool = True) -> int:
@@ -304,7 +304,15 @@ def slot_freed(tenant_id: int | None, *, kind: str = "", sampled: bool = True) -
     held back at enqueue): hand over what it has waiting, a few at a time."""
     if redis_recently_down():
         return 0
-    if kind in global_limits():  # the slot is the kind's, across tenants
+    limited = global_limits().get(kind)
+    if limited is not None:  # the slot is the kind's, across tenants
+        if sampled:
+            # A refill looks at every tenant's waiting jobs of the kind: once per quarter of the kind's
+            # limit freed in this process (every time for a limit under 8), not after every job.
+            _freed_since_check[kind] += 1
+            if _freed_since_check[kind] < max(1, min(n for n in (limited.concurrency, limited.rate) if n) // 4):
+                return 0
+            _freed_since_check[kind] = 0
         try:
             return global_refill(kind)
         except Exception:

@@ -77,7 +77,8 @@ def _after_commit(jobs: list[Job]) -> None:
         transaction.on_commit(partial(_push_after_commit, jobs), robust=True)
     elif jobs[0].kind in global_limits() and jobs[0].status == Status.PENDING:
         # Limited across tenants: the kind's refill decides at once, under its lock.
-        transaction.on_commit(partial(relay_module.slot_freed, jobs[0].tenant_id, kind=jobs[0].kind), robust=True)
+        transaction.on_commit(partial(relay_module.slot_freed, jobs[0].tenant_id, kind=jobs[0].kind, sampled=False),
+                              robust=True)
     elif (jobs[0].progress_message in (relay_module.HELD_AT_LIMIT, relay_module.HELD_KIND_LIMIT)
           and relay_module.may_have_room(jobs[0].tenant_id, jobs[0].kind)):
         # Held below the limit (admission stops at half of it): a refill may hand them over at once.
