@@ -387,7 +387,7 @@ def rate_return(key: str, unused: int) -> None:
 
 @dataclass(frozen=True)
 class WorkerInfo:
-    """A live RQ worker as it registered itself in Redis (plain fields; nothing in its hash is unpickled)."""
+    """A live RQ worker as it registered itself in Redis (plain text fields, read as text)."""
     name: str
     hostname: str
     pid: int | None
