@@ -160,6 +160,17 @@ class JobDetail(JobSummary):
         return cls(**cls.fields_of(job), payload=job.payload, result=job.result, attempts=attempts)
 
 
+class BatchOut(Schema):
+    id: int
+    name: str
+    chain: bool = Field(description="A chain: members run one after the other.")
+    total: int
+    counts: dict[str, int] = Field(description="Members by status.")
+    finished_at: datetime | None = Field(description="When its last member finished.")
+    created_at: datetime
+    first_job: UUID | None = Field(description="A chain's first step, or a batch's first member.")
+
+
 class CleanIn(Schema):
     model_config = BODY
 
@@ -329,6 +340,25 @@ def bulk_schema(kinds: list[Kind]) -> Any:
 
 
 BULK_MAX = 1000
+BATCH_NAME = Field(max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$",
+                   description="What staff will recognise it by in the admin.")
+
+
+def batch_schema(kinds: list[Kind]) -> Any:
+    """A batch's body: a `name`, a public `kind` and 1 to 1,000 `payloads` of it, run side by side."""
+    return _by_kind(kinds, "Batch", "A batch of {} jobs.", lambda payload: {
+        "name": (str, BATCH_NAME),
+        "payloads": (list[payload], Field(min_length=1, max_length=BULK_MAX,
+                                          description=f"1 to {BULK_MAX:,} payloads, each the kind's."))})
+
+
+def chain_schema(kinds: list[Kind]) -> Any:
+    """A chain's body: a `name` and 1 to 100 `steps`, each a public kind with its payload; each step starts
+    when the one before succeeded."""
+    step = _by_kind(kinds, "Step", "A {} step.", lambda payload: {
+        "payload": (payload, Field(default_factory=dict))})
+    return create_model("ChainIn", __config__=_ENQUEUE_CONFIG, name=(str, BATCH_NAME),
+                        steps=(list[step], Field(min_length=1, max_length=100)))
 
 
 def _by_kind(kinds: list[Kind], prefix: str, doc: str, fields: Callable[[Any], dict[str, Any]]) -> Any:

@@ -13,7 +13,7 @@ from django.db.models import Count, Min, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from jobs.models import UNFINISHED, Attempt, Job, QueueState, Status
+from jobs.models import UNFINISHED, Attempt, Batch, Job, QueueState, Status
 from jobs.registry import Kind, get_kind, public_kind_names
 from jobs.selectors import job_search
 from tenants.models import Tenant
@@ -144,3 +144,16 @@ def api_queue_stats(*, tenant: Tenant, now: datetime | None = None) -> list[Queu
 def api_kind_list() -> list[Kind]:
     """The kinds a token may start: those registered `public=True`."""
     return [get_kind(name) for name in public_kind_names()]
+
+
+def api_batch_list(*, tenant: Tenant, limit: int = 100) -> list[Batch]:
+    """The tenant's newest batches and chains."""
+    return list(Batch.objects.filter(tenant=tenant).order_by("-created_at", "-id")[:limit])
+
+
+def api_batch_get(*, tenant: Tenant, batch_id: int) -> Batch:
+    """One of the tenant's batches; 404 (Http404) for another tenant's or none."""
+    batch = Batch.objects.filter(tenant=tenant, pk=batch_id).first()
+    if batch is None:
+        raise Http404(f"No batch {batch_id} in this tenant.")
+    return batch

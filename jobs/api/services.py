@@ -23,7 +23,8 @@ from redis import RedisError
 
 from jobs import enqueue, enqueue_many, selectors, staff, transport
 from jobs.api.models import ApiToken, Scope, token_digest, token_new, token_prefix
-from jobs.models import DEFAULT_PRIORITY, WAITING, AuditAction, AuditEvent, AuditState, Job, Source
+from jobs.batches import batch_enqueue, chain_enqueue
+from jobs.models import DEFAULT_PRIORITY, WAITING, AuditAction, AuditEvent, AuditState, Batch, Job, Source
 from jobs.registry import public_kind_names
 from jobs.staff import audit_event_record
 from tenants.models import Role, Tenant
@@ -180,9 +181,34 @@ def api_job_enqueue_many(*, token: ApiToken, kind: str, payloads: list[dict[str,
         return enqueue_many(kind, tenant=token.tenant, payloads=payloads, user=token.created_by, source=Source.API,
                             priority=priority)
     except ValidationError as exc:
-        # The engine says `payloads[3].payload.steps`; in this body each payload is the item itself.
-        raise ValidationError({re.sub(r"^(payloads\[\d+\])\.payload\b", r"\1", field): messages
-                               for field, messages in exc.message_dict.items()}) from None
+        raise _item_named(exc, "payloads") from None
+
+
+def api_batch_enqueue(*, token: ApiToken, kind: str, payloads: list[dict[str, Any]], name: str) -> Batch:
+    """A batch of public-kind jobs for the token's tenant, all or nothing (errors name `payloads[i].field`)."""
+    _check_public(kind)
+    try:
+        return batch_enqueue(kind=kind, tenant=token.tenant, payloads=payloads, name=name, user=token.created_by,
+                             source=Source.API)
+    except ValidationError as exc:
+        raise _item_named(exc, "payloads") from None
+
+
+def api_chain_enqueue(*, token: ApiToken, steps: list[tuple[str, dict[str, Any]]], name: str) -> Batch:
+    """A chain of public-kind steps for the token's tenant (errors name `steps[i].field`)."""
+    for index, (kind, _) in enumerate(steps):
+        if kind not in public_kind_names():
+            raise ValidationError({f"steps[{index}].kind": ["Not a job kind this API may start."]})
+    try:
+        return chain_enqueue(tenant=token.tenant, steps=steps, name=name, user=token.created_by, source=Source.API)
+    except ValidationError as exc:
+        raise _item_named(exc, "steps") from None
+
+
+def _item_named(exc: ValidationError, field: str) -> ValidationError:
+    # The engine says `payloads[3].payload.steps`; in this body each item is the payload itself.
+    return ValidationError({re.sub(rf"^({field}\[\d+\])\.payload\b", r"\1", key): messages
+                            for key, messages in exc.message_dict.items()})
 
 
 def api_tenant_switch(*, token: ApiToken, pause: bool, reason: str = "") -> AuditEvent:

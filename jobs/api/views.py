@@ -17,12 +17,15 @@ from ninja.security.http import HttpAuthBase
 from jobs.api import errors, schemas, selectors, services
 from jobs.api.errors import ApiError
 from jobs.api.models import ApiToken
+from jobs.batches import batch_counts
 from jobs.models import AuditAction, AuditState, Job
 from jobs.services import RETRYABLE
 
 PUBLIC_KINDS = selectors.api_kind_list()
 EnqueueIn = schemas.enqueue_schema(PUBLIC_KINDS)
 BulkIn = schemas.bulk_schema(PUBLIC_KINDS)
+BatchIn = schemas.batch_schema(PUBLIC_KINDS)
+ChainIn = schemas.chain_schema(PUBLIC_KINDS)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The job actions the audit trail has an action of their own for, by URL name; any other refused write
@@ -239,6 +242,45 @@ def _tenant_switch(request: HttpRequest, data: schemas.ActionIn | None, *, pause
     token.tenant.refresh_from_db(fields=["paused_at"])
     return {"slug": token.tenant.slug, "paused": token.tenant.paused_at is not None,
             "paused_at": token.tenant.paused_at}
+
+
+@api.post("/batches", response={201: schemas.BatchOut, **WITH_BODY}, summary="Start a batch", tags=["batches"])
+def batch_create(request: HttpRequest, data: Body[BatchIn]) -> Any:
+    """Jobs of one public kind run side by side as a named batch (one INSERT), all or nothing: a bad payload
+    refuses them all, naming it (`payloads[2].steps`). Needs a read-write token."""
+    batch = services.api_batch_enqueue(token=_token(request), kind=data.kind, payloads=data.payloads, name=data.name)
+    return Status(201, _batch_out(batch))
+
+
+@api.post("/chains", response={201: schemas.BatchOut, **WITH_BODY}, summary="Start a chain", tags=["batches"])
+def chain_create(request: HttpRequest, data: Body[ChainIn]) -> Any:
+    """Steps of public kinds run one after the other, each once the one before succeeded; a failed step
+    stops the chain. All or nothing: a bad step refuses the chain, naming it (`steps[1].steps`). Needs a
+    read-write token."""
+    batch = services.api_chain_enqueue(token=_token(request), steps=[(step.kind, step.payload) for step in data.steps],
+                                       name=data.name)
+    return Status(201, _batch_out(batch))
+
+
+@api.get("/batches", response={200: list[schemas.BatchOut], **COMMON}, summary="List batches and chains",
+         tags=["batches"])
+def batch_list(request: HttpRequest) -> Any:
+    """The tenant's 100 newest batches and chains, with their members' counts by status."""
+    return [_batch_out(batch) for batch in selectors.api_batch_list(tenant=_token(request).tenant)]
+
+
+@api.get("/batches/{int:batch_id}", response={200: schemas.BatchOut, 404: ERROR, **COMMON},
+         summary="Get a batch or chain", tags=["batches"])
+def batch_get(request: HttpRequest, batch_id: int) -> Any:
+    """One batch or chain of the tenant's, with its members' counts by status."""
+    return _batch_out(selectors.api_batch_get(tenant=_token(request).tenant, batch_id=batch_id))
+
+
+def _batch_out(batch) -> dict:
+    first = Job.objects.filter(batch=batch).order_by("batch_position", "id").values_list("pk", flat=True).first()
+    return {"id": batch.pk, "name": batch.name, "chain": batch.sequential, "total": batch.total,
+            "counts": batch_counts(batch=batch), "finished_at": batch.finished_at, "created_at": batch.created_at,
+            "first_job": first}
 
 
 @api.get("/queues", response={200: schemas.QueuesOut, **COMMON}, summary="Queue statistics", tags=["queues"])

@@ -100,7 +100,8 @@ def test_it_serves_its_openapi_schema_without_a_token(anonymous):
     assert set(served["paths"]) == {"/api/v1/jobs", "/api/v1/jobs/{job_id}", "/api/v1/jobs/{job_id}/retry",
                                     "/api/v1/jobs/{job_id}/cancel", "/api/v1/jobs/{job_id}/stop", "/api/v1/jobs/bulk",
                                     "/api/v1/tenant/pause", "/api/v1/tenant/resume", "/api/v1/queues",
-                                    "/api/v1/jobs/clean", "/api/v1/queues/{name}/empty",
+                                    "/api/v1/jobs/clean", "/api/v1/queues/{name}/empty", "/api/v1/batches",
+                                    "/api/v1/batches/{batch_id}", "/api/v1/chains",
                                     "/api/v1/kinds", "/api/v1/token"}
     assert served["components"]["securitySchemes"] == {"TokenAuth": {"type": "http", "scheme": "bearer"}}
 
@@ -108,7 +109,7 @@ def test_it_serves_its_openapi_schema_without_a_token(anonymous):
 def test_it_serves_a_schema_valid_against_the_openapi_specification(anonymous):
     loaded = schemathesis.openapi.from_dict(anonymous.get("/api/v1/openapi.json").json())
     loaded.validate()  # raises on a schema that breaks the OpenAPI 3.1 meta-schema
-    assert len(list(loaded.get_all_operations())) == 15  # get and post of /jobs, get and delete of a job, one each else
+    assert len(list(loaded.get_all_operations())) == 19  # get and post of /jobs, get and delete of a job, one each else
 
 
 def test_it_documents_each_kinds_payload_and_every_error_response(anonymous):

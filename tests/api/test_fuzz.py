@@ -86,7 +86,7 @@ def test_it_answers_every_generated_request_by_its_schema(operation, live_server
             assert response.status_code == 422 and response.json()["error"]["field"] in ("run_at", "delay"), (
                 response.text)
             return
-        if isinstance(case.body, dict | list) and "\x00" in json.dumps(case.body, ensure_ascii=False):
+        if isinstance(case.body, dict | list) and "\\u0000" in json.dumps(case.body):
             # Valid by the schema (it cannot forbid NUL in every nested key of a free-form payload), refused
             # naming where: PostgreSQL cannot store U+0000.
             response = case.call(base_url=live_server.url, headers={"Authorization": bearer})

@@ -101,3 +101,28 @@ def test_a_queues_waiting_jobs_of_the_token_tenant_are_cancelled_and_no_one_else
     assert Job.objects.get(pk=mine.pk).status == Status.CANCELLED
     assert Job.objects.get(pk=theirs.pk).status == Status.QUEUED
     assert writer.post("/api/v1/queues/nope/empty").status_code == 404
+
+
+def test_a_batch_and_a_chain_are_started_listed_and_read_by_the_tokens_tenant_only(writer, make_token, acme,
+                                                                                  globex, charlie):
+    batch = writer.post("/api/v1/batches", {"name": "nightly pings", "kind": "diagnostics.ping",
+                                            "payloads": [{"steps": 1}, {"steps": 2}]})
+    assert batch.status_code == 201, batch.content
+    assert (batch.json()["total"], batch.json()["chain"], batch.json()["counts"]["queued"]) == (2, False, 2)
+    chain = writer.post("/api/v1/chains", {"name": "onboarding", "steps": [
+        {"kind": "diagnostics.ping", "payload": {"steps": 1}}, {"kind": "diagnostics.ping", "payload": {}}]})
+    assert chain.status_code == 201 and chain.json()["chain"] is True
+    assert chain.json()["counts"]["queued"] == 1 and chain.json()["counts"]["scheduled"] == 1  # the second waits
+    listed = writer.get("/api/v1/batches").json()
+    assert [row["name"] for row in listed] == ["onboarding", "nightly pings"]
+    assert writer.get(f"/api/v1/batches/{batch.json()['id']}").json()["first_job"] == batch.json()["first_job"]
+    row, secret = make_token(tenant=globex, user=charlie, name="theirs")
+    theirs = Caller(Client(), secret, row)
+    assert theirs.get(f"/api/v1/batches/{batch.json()['id']}").status_code == 404
+    assert theirs.get("/api/v1/batches").json() == []
+    bad = writer.post("/api/v1/chains", {"name": "x", "steps": [{"kind": "diagnostics.ping", "payload": {}},
+                                                                 {"kind": "diagnostics.ping",
+                                                                  "payload": {"steps": "two"}}]})
+    assert bad.status_code == 422 and bad.json()["error"]["field"].startswith("steps[1]")
+    blank = writer.post("/api/v1/batches", {"name": " ", "kind": "diagnostics.ping", "payloads": [{}]})
+    assert blank.status_code == 422 and blank.json()["error"]["field"] == "name"

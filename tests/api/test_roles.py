@@ -32,7 +32,9 @@ def demote(user, tenant, role: str = Role.VIEWER) -> None:
 
 
 BODIES = {"/api/v1/jobs": {"kind": "diagnostics.ping"},
-          "/api/v1/jobs/bulk": {"kind": "diagnostics.ping", "payloads": [{}]}, "/api/v1/jobs/clean": {"days": 0}}
+          "/api/v1/jobs/bulk": {"kind": "diagnostics.ping", "payloads": [{}]}, "/api/v1/jobs/clean": {"days": 0},
+          "/api/v1/batches": {"kind": "diagnostics.ping", "name": "b", "payloads": [{}]},
+          "/api/v1/chains": {"name": "c", "steps": [{"kind": "diagnostics.ping", "payload": {}}]}}
 
 
 def writes(job: Job) -> list[tuple[str, str, dict | None]]:
@@ -45,7 +47,8 @@ def writes(job: Job) -> list[tuple[str, str, dict | None]]:
                               BODIES.get(path)))
     assert {(method, path.replace(str(job.pk), "{job_id}").rsplit("/", 1)[-1]) for method, path, _ in found} == {
         ("post", "jobs"), ("post", "retry"), ("post", "cancel"), ("post", "stop"), ("delete", "{job_id}"),
-        ("post", "bulk"), ("post", "pause"), ("post", "resume"), ("post", "clean"), ("post", "empty")}
+        ("post", "bulk"), ("post", "pause"), ("post", "resume"), ("post", "clean"), ("post", "empty"),
+        ("post", "batches"), ("post", "chains")}
     return found
 
 
