@@ -18,6 +18,9 @@ Backoff = float | Sequence[float] | Callable[[int], float]
 _kinds: dict[str, Kind] = {}
 _caps: dict[str, int] = {}
 _rates: dict[str, int] = {}
+# global_limits()'s answer, kept until a kind is registered or JOBS_KIND_LIMITS is replaced: every enqueue
+# and every finished job asks.
+_global_cache: tuple[object, dict] | None = None
 # Functions that may make a kind not registered yet (Django tasks, imported when first asked for);
 # each returns the kind, or None when the name is not theirs.
 _resolvers: list[Callable[[str], Kind | None]] = []
@@ -175,7 +178,9 @@ def kind_add(kind: Kind) -> Kind:
     existing = _kinds.get(kind.name)
     if existing and existing.handler.__qualname__ != kind.handler.__qualname__:
         raise ImproperlyConfigured(f"job kind {kind.name!r} is already registered by {existing.handler!r}")
+    global _global_cache
     _kinds[kind.name] = kind
+    _global_cache = None
     for table, value in ((_caps, kind.tenant_concurrency), (_rates, kind.tenant_rate)):
         if value is None:
             table.pop(kind.name, None)
@@ -240,15 +245,22 @@ class GlobalLimit:
 
 def global_limits() -> dict[str, GlobalLimit]:
     """Kinds limited across every tenant: their own (`@job_kind(global_concurrency=, global_rate=)`), with
-    JOBS_KIND_LIMITS ({"email.send": {"global_rate": 20}}) over them; a limit of 0 there lifts one."""
+    JOBS_KIND_LIMITS ({"email.send": {"global_rate": 20}}) over them; a limit of 0 there lifts one. Do not
+    change the dict returned."""
+    global _global_cache
+    overrides = settings.JOBS_KIND_LIMITS
+    if _global_cache is not None and _global_cache[0] is overrides:
+        return _global_cache[1]
     limits = {name: (kind.global_concurrency, kind.global_rate) for name, kind in _kinds.items()
               if kind.global_concurrency is not None or kind.global_rate is not None}
-    for name, override in settings.JOBS_KIND_LIMITS.items():
+    for name, override in overrides.items():
         concurrency, rate = limits.get(name, (None, None))
         concurrency = override.get("global_concurrency", concurrency) or None
         rate = override.get("global_rate", rate) or None
         limits[name] = (concurrency, rate)
-    return {name: GlobalLimit(*values) for name, values in limits.items() if values != (None, None)}
+    answer = {name: GlobalLimit(*values) for name, values in limits.items() if values != (None, None)}
+    _global_cache = (overrides, answer)
+    return answer
 
 
 def tenant_kind_names() -> list[str]:

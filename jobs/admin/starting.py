@@ -93,7 +93,7 @@ class StartForm(forms.Form):
         for name, field in payload_fields(kind, initial_payload).items():
             field.disabled = locked  # a clone as it was: the kind is not one staff may give a payload of their own
             self.fields[f"payload-{name}"] = field
-        self.order_fields(["tenant", *(f"payload-{name}" for name in payload_fields(kind)), "reason"])
+        self.order_fields(["tenant", *self.payload_field_names(), "reason"])
 
     def payload_field_names(self) -> list[str]:
         return [name for name in self.fields if name.startswith("payload-")]
