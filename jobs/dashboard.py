@@ -313,7 +313,7 @@ def actions(request: HttpRequest, queue_index: int) -> HttpResponse:
 @never_cache
 def home(request: HttpRequest) -> TemplateResponse:
     in_redis = {entry["name"]: entry for entry in get_statistics(run_maintenance_tasks=True)["queues"]}
-    record = {row.name: row for row in selectors.queue_overview(user=request.user)}
+    record = {row.name: row for row in selectors.queue_overview(jobs=selectors.job_list_for_user(user=request.user))}
     rows = [{"name": name, "index": index, "redis": in_redis.get(name, {}), "record": record.get(name),
              "later": sum(record[name].counts.get(s, 0) for s in (Status.SCHEDULED, Status.RETRYING))
              if name in record else 0}

@@ -478,6 +478,7 @@ class AuditAction(models.TextChoices):
     START = "start", "Start a job"
     CLONE = "clone", "Clone a job"
     RETENTION_CHANGE = "retention_change", "Change retention by kind"
+    API_READ = "api_read", "Read through the API (platform token)"
 
 
 class AuditState(models.TextChoices):

@@ -128,7 +128,7 @@ def job_selection(*, user, selection: str) -> QuerySet[Job]:
 @dataclass
 class QueueRow:
     name: str
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(UNFINISHED, 0))
     failed_hour: int = 0
     failed_day: int = 0
     oldest_waiting: datetime | None = None
@@ -145,16 +145,18 @@ class QueueRow:
         return timezone.now() - self.oldest_waiting if self.oldest_waiting else None
 
 
-def queue_overview(*, user, now: datetime | None = None) -> list[QueueRow]:
-    """Per configured queue: unfinished jobs by status, recent failures, oldest waiting job, workers."""
+def queue_overview(*, jobs: QuerySet[Job], now: datetime | None = None) -> list[QueueRow]:
+    """Per configured queue, of `jobs` (a user's scope, one tenant's, or all): unfinished jobs by status and
+    by tenant, recent failures, the oldest job waiting for a worker; and the queue's pause and workers.
+
+    Reads only unfinished rows and the last day's failures."""
     now = now or timezone.now()
-    jobs = job_list_for_user(user=user)
     rows = {name: QueueRow(name=name) for name in settings.RQ_QUEUES}
     per_tenant: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     unfinished = jobs.filter(status__in=UNFINISHED).values_list("queue", "tenant__name", "status")
     for queue, tenant, status, count in unfinished.annotate(n=Count("id")).order_by():
         row = rows.get(queue) or rows.setdefault(queue, QueueRow(name=queue))
-        row.counts[status] = row.counts.get(status, 0) + count
+        row.counts[status] += count
         per_tenant[queue][tenant or "(system)"][status] = count
     failed = (jobs.filter(status=Status.FAILED, updated_at__gte=now - timedelta(hours=24)).values("queue")
               .annotate(day=Count("id"), hour=Count("id", filter=Q(updated_at__gte=now - timedelta(hours=1))))
@@ -165,7 +167,8 @@ def queue_overview(*, user, now: datetime | None = None) -> list[QueueRow]:
     oldest = (jobs.filter(status__in=WAITING_FOR_WORKER).values("queue").annotate(oldest=Min("created_at"))
               .order_by())
     for entry in oldest:
-        rows[entry["queue"]].oldest_waiting = entry["oldest"]
+        row = rows.get(entry["queue"]) or rows.setdefault(entry["queue"], QueueRow(name=entry["queue"]))
+        row.oldest_waiting = entry["oldest"]
     for state in QueueState.objects.filter(paused_at__isnull=False):
         if state.name in rows:
             rows[state.name].paused_at = state.paused_at

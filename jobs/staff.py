@@ -8,6 +8,7 @@ as a tracked background job (`jobs.staff_action`) with its own progress.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
@@ -29,6 +30,10 @@ from tenants.selectors import tenant_ids_with_role, user_has_role
 
 CHUNK = 500
 STAFF_ACTION_KIND = "jobs.staff_action"
+
+# What the actor acts through, when not in person: the API sets it to the token for the length of a
+# request, so every audit event that request records names it ("alice (API token tj_abc)").
+acting_through: ContextVar[str] = ContextVar("acting_through", default="")
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,11 @@ JOB_ACTIONS: dict[str, JobAction] = {
 
 def audit_event_record(*, user, action: str, tenant: Tenant | None = None, target: str = "", reason: str = "",
                        state: str = AuditState.DONE, outcome: str = "", **fields) -> AuditEvent:
-    """Store one staff action as it happened."""
+    """Store one staff action as it happened, naming what the actor acted through (`acting_through`)."""
+    through = acting_through.get()
+    name = f"{user.get_username()} ({through})" if through else user.get_username()
     return AuditEvent.objects.create(
-        actor=user, actor_name=user.get_username(), action=action, tenant=tenant, target=target[:255],
+        actor=user, actor_name=name[:150], action=action, tenant=tenant, target=target[:255],
         reason=reason, state=state, outcome=outcome,
         finished_at=None if state == AuditState.RUNNING else timezone.now(), **fields,
     )
@@ -174,7 +181,9 @@ def outcome_level(event: AuditEvent) -> int:
 
 
 def staff_queue_pause(*, name: str, user, reason: str = "") -> AuditEvent:
-    """Pause a queue: its waiting jobs stay in the database (queued ones are taken back), running ones finish."""
+    """Pause a queue: its waiting jobs stay in the database (queued ones are taken back), running ones finish.
+    Queues serve every tenant: superusers only, checked now (a refusal is recorded and raises PermissionDenied)."""
+    _check_superuser(user, AuditAction.PAUSE_QUEUE, name, reason)
     _check_queue(name)
     QueueState.objects.update_or_create(name=name, defaults={"paused_at": timezone.now(), "paused_by": user})
     relay.forget_paused_cache()
@@ -184,7 +193,8 @@ def staff_queue_pause(*, name: str, user, reason: str = "") -> AuditEvent:
 
 
 def staff_queue_resume(*, name: str, user, reason: str = "") -> AuditEvent:
-    """Resume a paused queue; its waiting jobs are handed to workers right away."""
+    """Resume a paused queue; its waiting jobs are handed to workers right away. Superusers only."""
+    _check_superuser(user, AuditAction.RESUME_QUEUE, name, reason)
     _check_queue(name)
     QueueState.objects.filter(name=name).update(paused_at=None, paused_by=None)
     relay.forget_paused_cache()
@@ -274,6 +284,15 @@ def staff_tenant_cancel_waiting(*, tenant: Tenant, user, reason: str = "") -> Au
 def _check_tenant_admin(user, tenant: Tenant) -> None:
     if not (user.is_active and user.is_staff and user_has_role(user=user, role=Role.ADMIN, tenant=tenant)):
         raise PermissionDenied(f"Only {tenant}'s admins (and superusers) may do this.")
+
+
+def _check_superuser(user, action: str, queue: str, reason: str) -> None:
+    if user.is_active and user.is_superuser:
+        return
+    message = "Only superusers pause and resume queues; they are shared by all tenants."
+    audit_event_record(user=user, action=action, target=f"queue {queue}", reason=reason, state=AuditState.REFUSED,
+                       outcome=f"Refused: {message}", requested=1, refused=1)
+    raise PermissionDenied(message)
 
 
 def _check_queue(name: str) -> None:

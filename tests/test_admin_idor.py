@@ -29,7 +29,7 @@ from jobs import enqueue
 from jobs.api.models import ApiToken
 from jobs.mail.models import OutboundEmail
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
-from jobs.models import AuditAction, AuditEvent, AuditEventJob, Batch, Job, KindRetention, QueueState, Status
+from jobs.models import AuditAction, AuditEvent, AuditEventJob, AuditState, Batch, Job, KindRetention, QueueState, Status
 from jobs.staff import JOB_ACTIONS
 from jobs.ops.models import Incident
 from jobs.schedules.models import Schedule
@@ -137,9 +137,12 @@ def make_incident(tenant: Tenant, user) -> tuple[Incident, list[str]]:
 
 
 def make_api_token(tenant: Tenant, user) -> tuple[ApiToken, list[str]]:
-    from jobs.api.services import api_token_create
+    from jobs.api.models import token_digest, token_new
 
-    token, _ = api_token_create(tenant=tenant, name=secret(tenant, "api-token"), scope="read-write", user=user)
+    # A row as an admin of the tenant would have made it (the makers here are not all admins).
+    secret_token, prefix = token_new()
+    token = ApiToken.objects.create(tenant=tenant, name=secret(tenant, "api-token"), scope="read-write", prefix=prefix,
+                                    key_hash=token_digest(secret_token), created_by=user)
     return token, [secret(tenant, "api-token"), token.prefix]
 
 
@@ -475,8 +478,13 @@ def test_it_keeps_the_job_pages_to_the_users_own_tenants(client, world):
 
     assert_no_leak(world, client.get("/admin/"), "admin index")
     assert world.globex_state() == before
-    # The queues and triage selections never even contained globex's jobs: none was counted as refused.
-    assert not AuditEvent.objects.filter(actor=world.alice, refused__gt=0).exists()
+    # Pausing a shared queue is refused and recorded as refused; the queues and triage selections never even
+    # contained globex's jobs: none was counted as refused.
+    pauses = AuditEvent.objects.filter(actor=world.alice, action=AuditAction.PAUSE_QUEUE)
+    assert list(pauses.values_list("state", flat=True).distinct()) == [AuditState.REFUSED]
+    assert pauses.count() == len(settings.RQ_QUEUES)
+    assert not AuditEvent.objects.filter(actor=world.alice, refused__gt=0).exclude(
+        action=AuditAction.PAUSE_QUEUE).exists()
 
 
 def test_it_refuses_a_foreign_key_to_another_tenant_posted_into_a_form(client, world, drifter, make_staff):

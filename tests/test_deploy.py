@@ -88,6 +88,7 @@ def test_a_second_sigterm_ends_the_job_and_it_is_run_again(acme, private_redis, 
     first = Job.objects.get(pk=job.pk).attempt_set.get(number=1)
     assert first.outcome in (Outcome.ABANDONED, Outcome.FAILED), first.outcome
     assert first.ended_at is not None
+    processes.pop().kill9()  # not a warm stop, which would wait out the second attempt's 20 seconds
 
 
 class Sentinel:

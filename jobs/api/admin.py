@@ -1,4 +1,5 @@
-"""Staff pages for API tokens: tenant admins make their tenant's (the token is shown once) and revoke them."""
+"""Staff pages for API tokens: tenant admins make their tenant's (the token is shown once) and revoke them;
+superusers also make platform tokens (no tenant)."""
 from __future__ import annotations
 
 from django import forms
@@ -14,9 +15,23 @@ from tenants.models import Role
 
 
 class TokenAddForm(forms.ModelForm):
+    user = None  # set by the admin: only superusers make platform tokens
+
     class Meta:
         model = ApiToken
         fields = ["tenant", "name", "scope"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not (self.user is not None and self.user.is_superuser):
+            self.fields["tenant"].required = True
+            self.fields["tenant"].help_text = ""
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("tenant") is None and "tenant" not in self.errors and not (self.user and self.user.is_superuser):
+            self.add_error("tenant", "Choose a tenant: platform tokens are for superusers.")
+        return cleaned
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -37,7 +52,7 @@ class StateFilter(admin.SimpleListFilter):
 @admin.register(ApiToken)
 class ApiTokenAdmin(TenantScopedAdmin):
     change_role = Role.ADMIN
-    list_display = ["name", "prefix", "tenant", "scope", "created_by", "created_at", "last_used_at", "state"]
+    list_display = ["name", "prefix", "reach", "scope", "created_by", "created_at", "last_used_at", "state"]
     list_filter = [StateFilter, "scope", ("tenant", ScopedTenantFilter)]
     search_fields = ["name", "prefix"]
     list_select_related = ["tenant", "created_by", "revoked_by"]
@@ -49,7 +64,9 @@ class ApiTokenAdmin(TenantScopedAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = TokenAddForm
-        return super().get_form(request, obj, change=change, **kwargs)
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.user = request.user  # a class made for this request by modelform_factory
+        return form
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -69,6 +86,10 @@ class ApiTokenAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # revoked, never deleted: the record says who made it and when it was last used
+
+    @admin.display(description="tenant", ordering="tenant__name")
+    def reach(self, token: ApiToken) -> str:
+        return "Platform (every tenant's figures, queues)" if token.is_platform else str(token.tenant)
 
     @admin.display(description="state")
     def state(self, token: ApiToken) -> str:

@@ -43,7 +43,10 @@ def token_prefix(token: str) -> str | None:
 
 
 class ApiToken(models.Model):
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="api_tokens")
+    tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="api_tokens",
+                               help_text="Empty for a platform token (superusers only): it reads every queue, "
+                                         "tenant and figure and pauses queues, but reaches no tenant's jobs.")
     name = models.CharField(max_length=100, help_text="What uses it, e.g. \"billing service\".")
     prefix = models.CharField(max_length=20, unique=True, editable=False,
                               help_text="The token's first characters, to tell tokens apart.")
@@ -65,6 +68,11 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix})"
+
+    @property
+    def is_platform(self) -> bool:
+        """A platform token: made by a superuser, tied to no tenant, for operators' runbooks and monitoring."""
+        return self.tenant_id is None
 
     @property
     def can_write(self) -> bool:

@@ -277,9 +277,183 @@ class TokenOut(Schema):
     name: str
     prefix: str
     scope: Literal["read", "read-write"]
-    tenant: TenantOut
+    platform: bool = Field(description="A platform token: tied to no tenant; reads every queue, tenant and "
+                                       "figure under /platform and pauses queues.")
+    tenant: TenantOut | None = Field(description="The tenant it acts in; null for a platform token.")
     created_at: datetime
     last_used_at: datetime | None
+
+
+# --- figures: the queues page and the home dashboard, for tenant and platform tokens ----------------------
+
+
+class TenantCountsOut(Schema):
+    tenant: str = Field(description="The tenant's name, or (system).")
+    counts: QueueCounts
+
+
+class PlatformQueueOut(QueueOut):
+    counts: QueueCounts = Field(description="Every tenant's unfinished jobs in this queue, by status.")
+    paused_at: datetime | None
+    workers: int | None = Field(description="Workers listening to it; null while Redis is unreachable.")
+    tenants: list[TenantCountsOut] = Field(description="The counts by tenant.")
+
+
+class Latency(Schema):
+    at_most_seconds: float | None = Field(description="The upper edge of the latency bucket (0.01 s to 3600 s) "
+                                                      "the percentile falls in; null: over an hour.")
+
+
+def latency(value: float | None) -> Latency | None:
+    if value is None:
+        return None
+    return Latency(at_most_seconds=None if value == float("inf") else value)
+
+
+class FiguresOut(Schema):
+    succeeded: int
+    failed: int
+    failure_rate: float | None = Field(description="failed / finished; null when none finished.")
+    wait_p50: Latency | None = Field(description="From due to started, held time included; null without jobs.")
+    wait_p95: Latency | None
+    run_p50: Latency | None = Field(description="From started to finished.")
+    run_p95: Latency | None
+
+    @classmethod
+    def fields_of(cls, figures) -> dict[str, Any]:
+        return dict(succeeded=figures.succeeded, failed=figures.failed, failure_rate=figures.failure_rate,
+                    wait_p50=latency(figures.percentile("wait", 0.5)), wait_p95=latency(figures.percentile("wait", 0.95)),
+                    run_p50=latency(figures.percentile("run", 0.5)), run_p95=latency(figures.percentile("run", 0.95)))
+
+
+class KindFiguresOut(FiguresOut):
+    kind: str
+
+
+class StatsOut(FiguresOut):
+    range: Literal["1h", "24h", "7d", "30d"]
+    since: datetime = Field(description="The range's start: figures count jobs finished since.")
+    kinds: list[KindFiguresOut] = Field(description="The same, per job kind.")
+
+    @classmethod
+    def of(cls, dashboard) -> StatsOut:
+        return cls(range=dashboard.range.key, since=dashboard.start, **cls.fields_of(dashboard.total),
+                   kinds=[KindFiguresOut(kind=kind, **cls.fields_of(figures)) for kind, figures in dashboard.by_kind])
+
+
+class StatsQuery(Schema):
+    range: Literal["1h", "24h", "7d", "30d"] = Field("24h", description="Jobs finished over the last hour, 24 "
+                                                                        "hours, 7 or 30 days.")
+
+
+class TenantStatsOut(Schema):
+    slug: str
+    name: str
+    active: bool
+    paused: bool = Field(description="Its kill switch is on: none of its jobs starts.")
+    paused_at: datetime | None
+    concurrency_limit: int | None = Field(description="Jobs it may have queued or running at once; null: no limit.")
+    counts: QueueCounts = Field(description="Its unfinished jobs, by status.")
+    failed_last_hour: int
+    failed_last_day: int
+
+    @classmethod
+    def of(cls, row) -> TenantStatsOut:
+        tenant = row.tenant
+        return cls(slug=tenant.slug, name=tenant.name, active=tenant.active, paused=tenant.paused_at is not None,
+                   paused_at=tenant.paused_at, concurrency_limit=row.concurrency_limit, counts=row.counts,
+                   failed_last_hour=row.failed_last_hour, failed_last_day=row.failed_last_day)
+
+
+class TenantOverviewOut(TenantStatsOut):
+    figures: StatsOut = Field(description="What it finished over the range, as the home dashboard shows it.")
+
+
+# --- schedules --------------------------------------------------------------------------------------
+
+Misfire = Literal["skip", "once", "all"]
+def _schedule_fields(*, change: bool = False) -> dict[str, Any]:
+    """A schedule's own fields; in a change each is left out unless given (`change`)."""
+    def given(default: Any, **spec: Any) -> Any:
+        return Field(None if change else default, **spec)
+
+    return {
+        "name": (str, given(..., max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$", description="Unique in the tenant.")),
+        "priority": (WholeNumber, given(5, ge=1, le=10, description="Of each job it starts.")),
+        "cron": (str, given(..., min_length=1, max_length=120, pattern=TEXT,
+                            description="minute hour day-of-month month day-of-week ('30 2 * * 1'), @daily, or "
+                                        "@every 15s for kinds that allow it; refused naming `cron` when it is none "
+                                        "of these.")),
+        "timezone": (str, given("UTC", min_length=1, max_length=64, pattern=TEXT,
+                                description="An IANA name, e.g. Europe/Berlin; refused naming `timezone` otherwise.")),
+        "misfire_policy": (Misfire, given("once", description="Runs missed while no scheduler ran: skip them, run "
+                                                              "once, or run each (bounded).")),
+        "start_at": (DateTime | None, given(None, description="Fire nothing before this.")),
+        "end_at": (DateTime | None, given(None, description="Fire nothing after this (and after start_at).")),
+        "enabled": (bool, given(True, description="false: paused.")),
+    }
+
+
+def schedule_schema(kinds: list[Kind]) -> Any:
+    """A new schedule's body: a public `kind` with its payload (published with the kind's schema), a unique
+    `name`, the timing; one variant per public kind, told apart by `kind`."""
+    return _by_kind(kinds, "Schedule", "A schedule of {} jobs.", lambda payload: {
+        "payload": (payload, Field(default_factory=dict, description="Each job's payload.")), **_schedule_fields()})
+
+
+def schedule_change_schema(kinds: list[Kind]) -> Any:
+    """What changes in a schedule: any of its fields; the payload is checked against the kind it will have."""
+    names = tuple(kind.name for kind in kinds)
+    kind = Literal[names] if names else str  # type: ignore[valid-type]
+    fields = {"kind": (kind, Field(None, description="A public kind (GET /kinds).")),
+              "payload": (dict[str, Any], Field(None, description="Each job's payload, checked against the kind's "
+                                                                   "schema (GET /kinds); refused naming "
+                                                                   "`payload.<field>` when it does not fit.")),
+              **_schedule_fields(change=True)}
+    return create_model("ScheduleChangeIn", __config__=BODY, __doc__="What changes in a schedule.", **fields)
+
+
+class ScheduleRunOut(Schema):
+    fire_at: datetime = Field(description="The fire time it stands for (now, for a run now).")
+    outcome: str = Field(description="fired, caught_up, skipped, manual or error.")
+    job: UUID | None = Field(description="The job it enqueued; follow it at GET /jobs/{id}.")
+    note: str
+
+    @classmethod
+    def of(cls, run) -> ScheduleRunOut:
+        return cls(fire_at=run.fire_at, outcome=run.outcome, job=run.job_id, note=run.note)
+
+
+class ScheduleOut(Schema):
+    id: int
+    name: str
+    kind: str
+    payload: dict[str, Any]
+    priority: int
+    cron: str
+    description: str = Field(description="The timing in words.")
+    timezone: str
+    misfire_policy: Misfire
+    start_at: datetime | None
+    end_at: datetime | None
+    enabled: bool
+    state: Literal["active", "paused", "ended"]
+    next_run_at: datetime | None = Field(description="null while paused or once ended.")
+    last_run: ScheduleRunOut | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, schedule) -> ScheduleOut:
+        last = schedule.runs.order_by("-fire_at").first()
+        state = "paused" if not schedule.enabled else "active" if schedule.next_fire_at else "ended"
+        return cls(id=schedule.pk, name=schedule.name, kind=schedule.kind, payload=schedule.payload,
+                   priority=schedule.priority, cron=schedule.cron, description=schedule.description,
+                   timezone=schedule.timezone, misfire_policy=schedule.misfire_policy, start_at=schedule.start_at,
+                   end_at=schedule.end_at, enabled=schedule.enabled, state=state,
+                   next_run_at=schedule.next_fire_at if schedule.enabled else None,
+                   last_run=ScheduleRunOut.of(last) if last else None, created_at=schedule.created_at,
+                   updated_at=schedule.updated_at)
 
 
 _ENQUEUE_FIELDS: dict[str, Any] = {

@@ -1,5 +1,5 @@
-"""Reads for the JSON API, always within one tenant: job pages (keyset on the time-ordered id), one job,
-queue statistics, the kinds a token may start."""
+"""Reads for the JSON API: within the token's tenant, job pages (keyset on the time-ordered id), one job,
+queue statistics, schedules, the kinds a token may start; for platform tokens, every queue and tenant."""
 from __future__ import annotations
 
 import base64
@@ -9,13 +9,14 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Count, Min, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from jobs.models import UNFINISHED, Attempt, Batch, Job, QueueState, Status
+from jobs.models import UNFINISHED, Attempt, Batch, Job, Status
 from jobs.registry import Kind, get_kind, public_kind_names
-from jobs.selectors import job_search
+from jobs.schedules.models import Schedule
+from jobs.selectors import QueueRow, job_search, queue_overview
 from tenants.models import Tenant
 
 _CURSOR_VERSION = b"\x01"
@@ -94,51 +95,52 @@ def api_job_get(*, tenant: Tenant, job_id: UUID) -> Job:
     return job
 
 
+def api_queue_stats(*, tenant: Tenant | None) -> list[QueueRow]:
+    """The queues page's figures for one tenant's jobs, or (None, for a platform token) everyone's."""
+    return queue_overview(jobs=Job.objects.all() if tenant is None else Job.objects.filter(tenant=tenant))
+
+
 @dataclass
-class QueueStats:
-    name: str
+class TenantStats:
+    tenant: Tenant
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(UNFINISHED, 0))
     failed_last_hour: int = 0
     failed_last_day: int = 0
-    oldest_waiting_at: datetime | None = None
-    paused: bool = False
 
     @property
-    def oldest_waiting_seconds(self) -> float | None:
-        if self.oldest_waiting_at is None:
-            return None
-        return max(0.0, (timezone.now() - self.oldest_waiting_at).total_seconds())
+    def concurrency_limit(self) -> int | None:
+        """Jobs it may have queued or running at once; None: no limit."""
+        own = self.tenant.concurrency_limit
+        return (settings.JOBS_TENANT_CONCURRENCY if own is None else own) or None
 
 
-def api_queue_stats(*, tenant: Tenant, now: datetime | None = None) -> list[QueueStats]:
-    """Per configured queue, the tenant's unfinished jobs by status, its failures of the last hour and
-    day, and how long its oldest job waiting for a worker (pending or queued) has waited.
-
-    Reads only unfinished rows and the last day's failures, as the admin's queues page does.
-    """
+def api_tenant_stats(*, tenants: QuerySet[Tenant], now: datetime | None = None) -> list[TenantStats]:
+    """Per tenant: its unfinished jobs by status and its failures of the last hour and day (two grouped
+    queries over unfinished rows and the last day's failures, whatever the number of tenants)."""
     now = now or timezone.now()
-    jobs = Job.objects.filter(tenant=tenant)
-    rows = {name: QueueStats(name=name) for name in settings.RQ_QUEUES}
-
-    def row(name: str) -> QueueStats:
-        return rows.get(name) or rows.setdefault(name, QueueStats(name=name))
-
-    for queue, status, count in (jobs.filter(status__in=UNFINISHED).values_list("queue", "status")
-                                 .annotate(n=Count("id")).order_by()):
-        row(queue).counts[status] = count
-    failed = (jobs.filter(status=Status.FAILED, updated_at__gte=now - timedelta(hours=24)).values("queue")
+    rows = {tenant.pk: TenantStats(tenant=tenant) for tenant in tenants.order_by("slug")}
+    jobs = Job.objects.filter(tenant__in=list(rows))
+    for tenant_id, status, count in (jobs.filter(status__in=UNFINISHED).values_list("tenant", "status")
+                                     .annotate(n=Count("id")).order_by()):
+        rows[tenant_id].counts[status] = count
+    failed = (jobs.filter(status=Status.FAILED, updated_at__gte=now - timedelta(hours=24)).values("tenant")
               .annotate(day=Count("id"), hour=Count("id", filter=Q(updated_at__gte=now - timedelta(hours=1))))
               .order_by())
     for entry in failed:
-        row(entry["queue"]).failed_last_day, row(entry["queue"]).failed_last_hour = entry["day"], entry["hour"]
-    oldest = (jobs.filter(status__in=(Status.PENDING, Status.QUEUED)).values("queue")
-              .annotate(oldest=Min("created_at")).order_by())
-    for entry in oldest:
-        row(entry["queue"]).oldest_waiting_at = entry["oldest"]
-    for name in QueueState.objects.filter(paused_at__isnull=False).values_list("name", flat=True):
-        if name in rows:
-            rows[name].paused = True
+        rows[entry["tenant"]].failed_last_day, rows[entry["tenant"]].failed_last_hour = entry["day"], entry["hour"]
     return list(rows.values())
+
+
+def api_schedule_list(*, tenant: Tenant) -> list[Schedule]:
+    return list(Schedule.objects.filter(tenant=tenant).order_by("name", "pk"))
+
+
+def api_schedule_get(*, tenant: Tenant, schedule_id: int) -> Schedule:
+    """One of the tenant's schedules; Http404 for another tenant's, a system one, or none."""
+    schedule = Schedule.objects.filter(tenant=tenant, pk=schedule_id).first()
+    if schedule is None:
+        raise Http404(f"No schedule {schedule_id} in this tenant.")
+    return schedule
 
 
 def api_kind_list() -> list[Kind]:

@@ -1,9 +1,11 @@
-"""Writes for the JSON API: tokens made, used and revoked; jobs enqueued, retried and cancelled by a token.
+"""Writes for the JSON API: tokens made, used and revoked; jobs, schedules, the tenant's switch and queues
+acted on by a token.
 
 A token acts in the name of the member who made it, with that member's role as it is at each request:
-reads need the viewer role, every write the operator role (`api_token_authorize_write`). Job actions
-then go through `jobs.staff` like the admin's, so the same role rules apply and each is an audit event
-that names the token.
+reads need the viewer role, every write the operator role (`api_token_authorize_write`), some the admin
+role. A platform token (no tenant) acts as its maker, who must still be a superuser. Actions go through
+`jobs.staff` and `jobs.schedules.services` like the admin's, so the same role rules apply and each is an
+audit event that names the token (`staff.acting_through`).
 """
 from __future__ import annotations
 
@@ -26,6 +28,10 @@ from jobs.api.models import ApiToken, Scope, token_digest, token_new, token_pref
 from jobs.batches import batch_enqueue, chain_enqueue
 from jobs.models import DEFAULT_PRIORITY, WAITING, AuditAction, AuditEvent, AuditState, Batch, Job, Source
 from jobs.registry import public_kind_names
+from jobs.schedules import cron
+from jobs.schedules.models import Schedule, ScheduleRun
+from jobs.schedules.services import (schedule_check, schedule_delete, schedule_run_now, schedule_save,
+                                     schedules_set_enabled)
 from jobs.staff import audit_event_record
 from tenants.models import Role, Tenant
 from tenants.selectors import user_has_role
@@ -39,11 +45,16 @@ WRITE_ROLE = Role.OPERATOR
 _NO_DIGEST = token_digest("tj_0000000000_none")
 
 
-def api_token_create(*, tenant: Tenant, name: str, scope: str, user) -> tuple[ApiToken, str]:
-    """A new token for `tenant`, made by `user`. Returns the row and the token itself, which is shown
-    once and never stored: the row keeps its SHA-256 digest and its prefix."""
+def api_token_create(*, tenant: Tenant | None, name: str, scope: str, user) -> tuple[ApiToken, str]:
+    """A new token for `tenant`, made by `user`, an admin of it now; with no tenant, a platform token,
+    made by a superuser. Returns the row and the token itself, which is shown once and never stored: the
+    row keeps its SHA-256 digest and its prefix."""
     if scope not in Scope.values:
         raise ValueError(f"Unknown scope {scope!r}; use one of {', '.join(Scope.values)}.")
+    if tenant is None and not (user.is_active and user.is_superuser):
+        raise PermissionDenied("Only superusers make platform tokens (tokens tied to no tenant).")
+    if tenant is not None and not user_has_role(user=user, role=Role.ADMIN, tenant=tenant):
+        raise PermissionDenied(f"Only {tenant}'s admins (and superusers) make its API tokens.")
     token, prefix = token_new()
     with transaction.atomic():
         row = ApiToken.objects.create(tenant=tenant, name=name, scope=scope, prefix=prefix,
@@ -88,8 +99,8 @@ def api_token_authorize_write(*, token: ApiToken, action: str | None = None, job
         raise TokenRefused(f"Token {token.prefix} is read-only; this needs a read-write token.", status=403,
                            code="insufficient_scope")
     maker = token.created_by
-    if user_has_role(user=maker, role=WRITE_ROLE, tenant=token.tenant):
-        return
+    if token.is_platform or user_has_role(user=maker, role=WRITE_ROLE, tenant=token.tenant):
+        return  # a platform token's maker is a superuser: api_token_use checked it at this request
     message = (f"{maker.get_username()}, who made token {token.prefix}, no longer holds the {WRITE_ROLE} role in "
                f"{token.tenant}; writes need an {WRITE_ROLE} or an admin.")
     logger.warning("API token %s refused a write: %s", token.prefix, message)
@@ -117,8 +128,14 @@ def api_token_use(*, presented: str) -> ApiToken:
     if row.revoked_at is not None:
         raise TokenRefused("The token was revoked.")
     creator = row.created_by
-    if creator is None or not (creator.is_active and creator.is_staff) or not user_has_role(
-            user=creator, role=Role.VIEWER, tenant=row.tenant):
+    if creator is None or not (creator.is_active and creator.is_staff):
+        raise TokenRefused("The staff member who made this token is no longer active staff; make a new token.")
+    if row.is_platform:
+        if not creator.is_superuser:
+            raise TokenRefused("The platform token's maker is no longer a superuser; make a new token.")
+        row.mark_used()
+        return row
+    if not user_has_role(user=creator, role=Role.VIEWER, tenant=row.tenant):
         raise TokenRefused("The staff member who made this token no longer belongs to its tenant; make a new token.")
     if not row.tenant.active:
         raise TokenRefused(f"Tenant {row.tenant.slug!r} is inactive.", status=403, code="tenant_inactive")
@@ -215,22 +232,18 @@ def api_tenant_switch(*, token: ApiToken, pause: bool, reason: str = "") -> Audi
     """The tenant's kill switch through the staff layer, which checks that the token's maker is an admin
     of the tenant now (PermissionDenied, a 403, otherwise); the audit event names the token."""
     switch = staff.staff_tenant_pause if pause else staff.staff_tenant_resume
-    return _named_for(token, switch(tenant=token.tenant, user=token.created_by, reason=reason))
+    return switch(tenant=token.tenant, user=token.created_by, reason=reason)
 
 
 def api_jobs_clean(*, token: ApiToken, days: int, statuses: list[str], reason: str = "") -> AuditEvent:
     """Delete the tenant's finished jobs of `statuses` that finished more than `days` days ago (pinned ones
     kept), as the admin's Clean does: now, or past JOBS_ADMIN_BULK_THRESHOLD as a tracked background job.
     The maker must be an admin of the tenant now (PermissionDenied otherwise)."""
-    maker = token.created_by
-    if not user_has_role(user=maker, role=Role.ADMIN, tenant=token.tenant):
-        raise PermissionDenied(f"Cleaning needs an admin of {token.tenant}; {maker.get_username()}, who made "
-                               f"token {token.prefix}, is not one.")
+    maker = _tenant_admin(token, "Cleaning")
     selection = urlencode({"tenant__id__exact": token.tenant.pk, "status__in": ",".join(statuses)})
-    event = staff.staff_jobs_act_now_or_later(
+    return staff.staff_jobs_act_now_or_later(
         action=AuditAction.CLEAN, user=maker, jobs=selectors.job_selection(user=maker, selection=selection),
         selection=selection, reason=reason, tenant=token.tenant, days=days)
-    return _named_for(token, event)
 
 
 def api_queue_empty(*, token: ApiToken, queue: str, reason: str = "") -> AuditEvent:
@@ -238,16 +251,86 @@ def api_queue_empty(*, token: ApiToken, queue: str, reason: str = "") -> AuditEv
     page's "Cancel waiting jobs" does: now, or in the background past the threshold."""
     selection = urlencode({"tenant__id__exact": token.tenant.pk, "queue": queue, "status__in": ",".join(WAITING)})
     maker = token.created_by
-    event = staff.staff_jobs_act_now_or_later(
+    return staff.staff_jobs_act_now_or_later(
         action=AuditAction.CANCEL, user=maker, jobs=selectors.job_selection(user=maker, selection=selection),
         selection=selection, reason=reason, tenant=token.tenant)
-    return _named_for(token, event)
 
 
-def _named_for(token: ApiToken, event: AuditEvent) -> AuditEvent:
-    event.actor_name = f"{token.created_by.get_username()} (API token {token.prefix})"[:150]
-    event.save(update_fields=["actor_name"])
-    return event
+def api_queue_switch(*, token: ApiToken, queue: str, pause: bool, reason: str = "") -> AuditEvent:
+    """Pause or resume a queue with a platform token, through the staff layer (superusers only, checked now)."""
+    switch = staff.staff_queue_pause if pause else staff.staff_queue_resume
+    return switch(name=queue, user=token.created_by, reason=reason)
+
+
+def api_platform_call_record(*, token: ApiToken, action: str, request_line: str, refused: str = "") -> AuditEvent:
+    """A platform token's call in the audit trail: every read, and every refused call (a write that is let
+    through records its own event, as the admin's does)."""
+    if refused:
+        return audit_event_record(user=token.created_by, action=action, target=f"{request_line} via API token {token}",
+                                  state=AuditState.REFUSED, outcome=f"Refused: {refused}", requested=1, refused=1)
+    return audit_event_record(user=token.created_by, action=action, target=f"{request_line} via API token {token}")
+
+
+def _tenant_admin(token: ApiToken, what: str):
+    """The token's maker, if an admin of its tenant now; PermissionDenied (a 403) naming them otherwise."""
+    maker = token.created_by
+    if not user_has_role(user=maker, role=Role.ADMIN, tenant=token.tenant):
+        raise PermissionDenied(f"{what} needs an admin of {token.tenant}; {maker.get_username()}, who made "
+                               f"token {token.prefix}, is not one.")
+    return maker
+
+
+# --- schedules ----------------------------------------------------------------------------------------
+
+SCHEDULE_FIELDS = ("name", "kind", "payload", "priority", "cron", "timezone", "misfire_policy", "start_at", "end_at",
+                   "enabled")
+
+
+def api_schedule_save(*, token: ApiToken, schedule: Schedule | None, fields: dict[str, Any]) -> Schedule:
+    """Make (`schedule` None) or change one of the token's tenant's schedules from `fields`, checked as the
+    admin's form checks them (`schedule_check`), all or nothing: a ValidationError names every field at
+    fault. Public kinds only; the maker must be an admin of the tenant now. Audited as the admin's save."""
+    maker = _tenant_admin(token, "Managing schedules")
+    if "kind" in fields and fields["kind"] not in public_kind_names() and (
+            schedule is None or fields["kind"] != schedule.kind):
+        raise ValidationError({"kind": [f"Not a job kind this API may start; public kinds: "
+                                        f"{', '.join(public_kind_names()) or 'none'}."]})
+    target = schedule or Schedule(tenant=token.tenant)
+    before = {name: getattr(target, name) for name in SCHEDULE_FIELDS}
+    for name, value in fields.items():
+        setattr(target, name, value)
+    errors: dict[str, list[str]] = {}
+    for name, check in (("cron", cron.cron_check), ("timezone", lambda zone: cron.timezone_check(zone).key)):
+        try:
+            setattr(target, name, check(getattr(target, name)))
+        except ValidationError as exc:
+            errors[name] = exc.messages
+    try:
+        target.payload = schedule_check(kind=target.kind, payload=target.payload,
+                                        cron_text="" if "cron" in errors else target.cron,
+                                        start_at=target.start_at, end_at=target.end_at)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    taken = Schedule.objects.filter(tenant=token.tenant, name=target.name).exclude(pk=target.pk).exists()
+    if taken:
+        errors["name"] = [f"{token.tenant} already has a schedule named {target.name!r}."]
+    if errors:
+        raise ValidationError(errors)
+    changed = [name for name in SCHEDULE_FIELDS if getattr(target, name) != before[name]]
+    return schedule_save(schedule=target, user=maker, changed=changed)
+
+
+def api_schedule_act(*, token: ApiToken, schedule: Schedule, action: str) -> ScheduleRun | None:
+    """Pause, resume, run now or delete one of the token's tenant's schedules, as the admin does (the maker
+    must be an admin of the tenant now); audited. Run now returns its run (with the job, or why none)."""
+    maker = _tenant_admin(token, "Managing schedules")
+    if action == "run":
+        return schedule_run_now(schedule=schedule, user=maker)
+    if action == "delete":
+        schedule_delete(schedule=schedule, user=maker)
+    else:
+        schedules_set_enabled(schedules=[schedule], enabled=action == "resume", user=maker)
+    return None
 
 
 def _check_public(kind: str) -> None:
@@ -271,10 +354,6 @@ def _token_event(*, token: ApiToken, action: str, job_id: UUID | None, state: st
                  **fields) -> AuditEvent:
     """An audit event in the name of the token's maker, saying which token acted (on `job_id`, or on what
     `about` names)."""
-    user = token.created_by
     subject = f"job {job_id}" if job_id else about or "the API"
-    event = audit_event_record(user=user, action=action, tenant=token.tenant, state=state,
-                               target=f"{subject} via API token {token}", **fields)
-    event.actor_name = f"{user.get_username()} (API token {token.prefix})"[:150]
-    event.save(update_fields=["actor_name"])
-    return event
+    return audit_event_record(user=token.created_by, action=action, tenant=token.tenant, state=state,
+                              target=f"{subject} via API token {token}", **fields)

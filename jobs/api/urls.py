@@ -11,16 +11,19 @@ from django.views.decorators.csrf import csrf_exempt
 
 from jobs.api.errors import error_response, internal_error_response
 from jobs.api.views import api
+from jobs.staff import acting_through
 
 logger = logging.getLogger(__name__)
 
 
 def json_refusals(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Ninja answers a wrong method (405) and its own root (404) outside its exception handlers, in
-    plain text or HTML, and its schema and docs views have none; here they get the API's error shape."""
+    plain text or HTML, and its schema and docs views have none; here they get the API's error shape.
+    Whatever the request, what it acted through is forgotten when it ends."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        through = acting_through.set("")  # TokenAuth names the token; it names nothing past this request
         try:
             response = view(request, *args, **kwargs)
         except Http404:
@@ -28,6 +31,8 @@ def json_refusals(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
         except Exception:
             logger.exception("API request %s %s failed", request.method, request.path)
             return internal_error_response()
+        finally:
+            acting_through.reset(through)
         if response.status_code == 405 and "json" not in response.get("Content-Type", ""):
             allowed = response.get("Allow", "")
             return error_response(405, f"{request.method} is not allowed here; use {allowed}.",

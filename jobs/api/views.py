@@ -14,33 +14,49 @@ from django.http import HttpRequest
 from ninja import Body, NinjaAPI, Query, Status
 from ninja.security.http import HttpAuthBase
 
+from jobs import staff
 from jobs.api import errors, schemas, selectors, services
 from jobs.api.errors import ApiError
 from jobs.api.models import ApiToken
 from jobs.batches import batch_counts
-from jobs.models import AuditAction, AuditState, Job
+from jobs.models import UNFINISHED, AuditAction, AuditState, Job
 from jobs.services import RETRYABLE
+from jobs.stats import finished_figures
+from tenants.models import Tenant
 
 PUBLIC_KINDS = selectors.api_kind_list()
 EnqueueIn = schemas.enqueue_schema(PUBLIC_KINDS)
 BulkIn = schemas.bulk_schema(PUBLIC_KINDS)
 BatchIn = schemas.batch_schema(PUBLIC_KINDS)
 ChainIn = schemas.chain_schema(PUBLIC_KINDS)
+ScheduleIn = schemas.schedule_schema(PUBLIC_KINDS)
+ScheduleChangeIn = schemas.schedule_change_schema(PUBLIC_KINDS)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What a platform token (no tenant) may reach, by URL name; a tenant's token reaches everything else.
+PLATFORM_OPERATIONS = frozenset({"platform_queues", "platform_tenants", "platform_stats", "queue_pause",
+                                 "queue_resume"})
+ANY_TOKEN = frozenset({"token_get"})
 # The job actions the audit trail has an action of their own for, by URL name; any other refused write
 # (an enqueue, say) is recorded as an API write naming the request.
 AUDITED_WRITES = {"job_retry": AuditAction.RETRY, "job_cancel": AuditAction.CANCEL, "job_stop": AuditAction.STOP,
                   "job_delete": AuditAction.DELETE, "tenant_pause": AuditAction.TENANT_PAUSE,
                   "tenant_resume": AuditAction.TENANT_RESUME, "job_clean": AuditAction.CLEAN,
-                  "queue_empty": AuditAction.CANCEL}
+                  "queue_empty": AuditAction.CANCEL, "queue_pause": AuditAction.PAUSE_QUEUE,
+                  "queue_resume": AuditAction.RESUME_QUEUE, "schedule_create": AuditAction.SCHEDULE_ADD,
+                  "schedule_change": AuditAction.SCHEDULE_CHANGE, "schedule_delete": AuditAction.SCHEDULE_DELETE,
+                  "schedule_pause": AuditAction.SCHEDULE_PAUSE, "schedule_resume": AuditAction.SCHEDULE_RESUME,
+                  "schedule_run": AuditAction.SCHEDULE_RUN_NOW}
 
 
 class TokenAuth(HttpAuthBase):
     """`Authorization: Bearer <token>`; the token's row (tenant, scope, maker) becomes `request.auth`.
 
     Every operation passes here, so this is where a write (any method but GET, HEAD or OPTIONS) is let
-    through or refused: an operation added later is covered without a check of its own.
+    through or refused, and where a platform token is kept to the platform's operations and a tenant's
+    token to its tenant's: an operation added later is covered without a check of its own. Every audit
+    event the request records names the token (`staff.acting_through`); a platform token's every call is
+    one.
     """
 
     openapi_scheme = "bearer"
@@ -50,16 +66,46 @@ class TokenAuth(HttpAuthBase):
         if scheme.lower() != "bearer" or not presented.strip():
             return None  # 401, the same as no header
         token = services.api_token_use(presented=presented.strip())
+        staff.acting_through.set(f"API token {token.prefix}")
         wait = services.api_rate_take(token=token)
         if wait is not None:
             raise ApiError(429, f"Over {token.prefix}'s limit of requests per minute; try again in {wait} s.",
                            headers={"Retry-After": str(wait)})
-        if request.method not in READ_METHODS:
-            match = request.resolver_match
-            services.api_token_authorize_write(
-                token=token, action=AUDITED_WRITES.get(match.url_name, AuditAction.API_WRITE),
-                job_id=match.kwargs.get("job_id"), request_line=f"{request.method} {request.path}")
+        match = request.resolver_match
+        request_line = f"{request.method} {request.path}"
+        write = request.method not in READ_METHODS
+        action = AUDITED_WRITES.get(match.url_name, AuditAction.API_WRITE) if write else AuditAction.API_READ
+        refusal = _out_of_reach(token, match.url_name)
+        if refusal is not None:
+            if token.is_platform:
+                services.api_platform_call_record(token=token, action=action, request_line=request_line,
+                                                  refused=refusal.message)
+            raise refusal
+        if write:
+            try:
+                services.api_token_authorize_write(token=token, action=action, job_id=match.kwargs.get("job_id"),
+                                                   request_line=request_line)
+            except services.TokenRefused as exc:
+                if token.is_platform:
+                    services.api_platform_call_record(token=token, action=action, request_line=request_line,
+                                                      refused=str(exc))
+                raise
+        elif token.is_platform:
+            services.api_platform_call_record(token=token, action=action, request_line=request_line)
         return token
+
+
+def _out_of_reach(token: ApiToken, operation: str) -> ApiError | None:
+    if operation in ANY_TOKEN:
+        return None
+    if token.is_platform and operation not in PLATFORM_OPERATIONS:
+        return ApiError(403, f"Token {token.prefix} is a platform token: it reaches /platform and the queues' "
+                             "pause and resume; a tenant's jobs, schedules and batches need that tenant's token.",
+                        code="platform_token")
+    if not token.is_platform and operation in PLATFORM_OPERATIONS:
+        return ApiError(403, f"This needs a platform token (made by a superuser, tied to no tenant); token "
+                             f"{token.prefix} is {token.tenant.slug}'s.", code="needs_platform_token")
+    return None
 
 
 api = NinjaAPI(
@@ -213,8 +259,7 @@ def queue_empty(request: HttpRequest, name: str, data: Body[schemas.ActionIn] = 
     """Cancel the tenant's pending, scheduled, queued and retrying jobs on the queue (other tenants' stay),
     as the queues page does: 200 with the audit event, or 202 when it runs in the background. Needs a
     read-write token."""
-    if name not in settings.RQ_QUEUES:
-        raise ApiError(404, f"No queue {name!r}; the queues are {', '.join(settings.RQ_QUEUES)}.")
+    _known_queue(name)
     event = services.api_queue_empty(token=_token(request), queue=name, reason=data.reason if data else "")
     return Status(202 if event.state == AuditState.RUNNING else 200, schemas.ActionOut.of(event))
 
@@ -287,11 +332,166 @@ def _batch_out(batch) -> dict:
 def queue_list(request: HttpRequest) -> Any:
     """Per queue, the tenant's unfinished jobs by status, recent failures and the oldest waiting job's age."""
     tenant = _token(request).tenant
-    queues = [{"name": row.name, "counts": row.counts, "waiting": row.counts["pending"] + row.counts["queued"],
-               "failed_last_hour": row.failed_last_hour, "failed_last_day": row.failed_last_day,
-               "oldest_waiting_seconds": row.oldest_waiting_seconds, "paused": row.paused}
-              for row in selectors.api_queue_stats(tenant=tenant)]
-    return {"tenant_paused": tenant.paused_at is not None, "queues": queues}
+    return {"tenant_paused": tenant.paused_at is not None,
+            "queues": [_queue_fields(row) for row in selectors.api_queue_stats(tenant=tenant)]}
+
+
+def _queue_fields(row) -> dict:
+    return {"name": row.name, "counts": row.counts, "waiting": row.waiting, "failed_last_hour": row.failed_hour,
+            "failed_last_day": row.failed_day, "paused": row.paused_at is not None,
+            "oldest_waiting_seconds": row.oldest_waiting_age.total_seconds() if row.oldest_waiting_age else None}
+
+
+@api.get("/tenant/stats", response={200: schemas.TenantOverviewOut, **COMMON}, summary="The tenant's figures",
+         tags=["tenant"])
+def tenant_stats(request: HttpRequest, query: Query[schemas.StatsQuery]) -> Any:
+    """The tenant's state (kill switch, limit), its unfinished jobs by status, recent failures, and what it
+    finished over the range with wait and run percentiles, per kind too: the home dashboard's figures."""
+    tenant = _token(request).tenant
+    [row] = selectors.api_tenant_stats(tenants=Tenant.objects.filter(pk=tenant.pk))
+    figures = finished_figures(tenant_ids=[tenant.pk], range_key=query.range)
+    return {**schemas.TenantStatsOut.of(row).model_dump(), "figures": schemas.StatsOut.of(figures)}
+
+
+# --- schedules (tenant admins' tokens write) ------------------------------------------------------------
+
+
+@api.get("/schedules", response={200: list[schemas.ScheduleOut], **COMMON}, summary="List schedules",
+         tags=["schedules"])
+def schedule_list(request: HttpRequest) -> Any:
+    """The tenant's schedules, by name, with each one's next and last run."""
+    return [schemas.ScheduleOut.of(schedule) for schedule in selectors.api_schedule_list(tenant=_token(request).tenant)]
+
+
+@api.post("/schedules", response={201: schemas.ScheduleOut, **WITH_BODY}, summary="Add a schedule",
+          tags=["schedules"])
+def schedule_create(request: HttpRequest, data: Body[ScheduleIn]) -> Any:
+    """A schedule of a public kind, checked as the admin's form checks it (the payload against the kind, the
+    cron text, the time zone, `@every` below a minute only for kinds that allow it); every field at fault is
+    named. Needs a read-write token whose maker is an admin of the tenant."""
+    schedule = services.api_schedule_save(token=_token(request), schedule=None, fields=data.model_dump())
+    return Status(201, schemas.ScheduleOut.of(schedule))
+
+
+@api.get("/schedules/{int:schedule_id}", response={200: schemas.ScheduleOut, 404: ERROR, **COMMON},
+         summary="Get a schedule", tags=["schedules"])
+def schedule_get(request: HttpRequest, schedule_id: int) -> Any:
+    return schemas.ScheduleOut.of(selectors.api_schedule_get(tenant=_token(request).tenant, schedule_id=schedule_id))
+
+
+@api.patch("/schedules/{int:schedule_id}", response={200: schemas.ScheduleOut, 404: ERROR, **WITH_BODY},
+           summary="Change a schedule", tags=["schedules"])
+def schedule_change(request: HttpRequest, schedule_id: int, data: Body[ScheduleChangeIn]) -> Any:
+    """Change the fields given, checked together with those kept; a change of timing owes no runs the old
+    timing missed. Needs a read-write token whose maker is an admin of the tenant."""
+    token = _token(request)
+    schedule = selectors.api_schedule_get(tenant=token.tenant, schedule_id=schedule_id)
+    schedule = services.api_schedule_save(token=token, schedule=schedule, fields=data.model_dump(exclude_unset=True))
+    return schemas.ScheduleOut.of(schedule)
+
+
+@api.delete("/schedules/{int:schedule_id}", response={204: None, 404: ERROR, **COMMON}, summary="Delete a schedule",
+            tags=["schedules"])
+def schedule_delete(request: HttpRequest, schedule_id: int) -> Any:
+    """Delete the schedule and its run records (the jobs it started stay). Needs a read-write token whose
+    maker is an admin of the tenant."""
+    _schedule_act(request, schedule_id, "delete")
+    return Status(204, None)
+
+
+@api.post("/schedules/{int:schedule_id}/pause", response={200: schemas.ScheduleOut, 404: ERROR, **WITH_BODY},
+          summary="Pause a schedule", tags=["schedules"])
+def schedule_pause(request: HttpRequest, schedule_id: int) -> Any:
+    """It fires nothing until resumed. Needs a read-write token whose maker is an admin of the tenant."""
+    return schemas.ScheduleOut.of(_schedule_act(request, schedule_id, "pause"))
+
+
+@api.post("/schedules/{int:schedule_id}/resume", response={200: schemas.ScheduleOut, 404: ERROR, **WITH_BODY},
+          summary="Resume a schedule", tags=["schedules"])
+def schedule_resume(request: HttpRequest, schedule_id: int) -> Any:
+    """It fires again from its next fire time; what it missed while paused is not caught up. Needs a
+    read-write token whose maker is an admin of the tenant."""
+    return schemas.ScheduleOut.of(_schedule_act(request, schedule_id, "resume"))
+
+
+@api.post("/schedules/{int:schedule_id}/run", response={201: schemas.ScheduleRunOut, 404: ERROR, 409: ERROR,
+                                                        **WITH_BODY}, summary="Run a schedule now", tags=["schedules"])
+def schedule_run(request: HttpRequest, schedule_id: int) -> Any:
+    """Enqueue its job once now, outside its timing (its next run is unchanged): 201 with the run and its job;
+    409 when the job was refused (its payload no longer fits the kind, say). Needs a read-write token whose
+    maker is an admin of the tenant."""
+    token = _token(request)
+    schedule = selectors.api_schedule_get(tenant=token.tenant, schedule_id=schedule_id)
+    run = services.api_schedule_act(token=token, schedule=schedule, action="run")
+    if run.job_id is None:
+        raise ApiError(409, f"Schedule {schedule.name!r} could not enqueue its job: {run.note}", code="job_refused")
+    return Status(201, schemas.ScheduleRunOut.of(run))
+
+
+def _schedule_act(request: HttpRequest, schedule_id: int, action: str):
+    token = _token(request)
+    schedule = selectors.api_schedule_get(tenant=token.tenant, schedule_id=schedule_id)
+    services.api_schedule_act(token=token, schedule=schedule, action=action)
+    if action != "delete":
+        schedule.refresh_from_db()
+    return schedule
+
+
+# --- the platform (platform tokens only) --------------------------------------------------------------
+
+
+@api.get("/platform/queues", response={200: list[schemas.PlatformQueueOut], **COMMON},
+         summary="Every queue's statistics", tags=["platform"])
+def platform_queues(request: HttpRequest) -> Any:
+    """The queues page: per queue, every tenant's unfinished jobs by status and by tenant, recent failures,
+    the oldest waiting job, whether it is paused and how many workers listen. Platform tokens only."""
+    return [{**_queue_fields(row), "paused_at": row.paused_at, "workers": row.workers,
+             "tenants": [{"tenant": tenant, "counts": {**dict.fromkeys(UNFINISHED, 0), **counts}}
+                         for tenant, counts in row.tenants]}
+            for row in selectors.api_queue_stats(tenant=None)]
+
+
+@api.get("/platform/tenants", response={200: list[schemas.TenantStatsOut], **COMMON},
+         summary="Every tenant's state and counts", tags=["platform"])
+def platform_tenants(request: HttpRequest) -> Any:
+    """Per tenant, by slug: active, paused, its concurrency limit, its unfinished jobs by status, its failures
+    of the last hour and day. Platform tokens only."""
+    return [schemas.TenantStatsOut.of(row) for row in selectors.api_tenant_stats(tenants=Tenant.objects.all())]
+
+
+@api.get("/platform/stats", response={200: schemas.StatsOut, **COMMON}, summary="What the platform finished",
+         tags=["platform"])
+def platform_stats(request: HttpRequest, query: Query[schemas.StatsQuery]) -> Any:
+    """Jobs finished over the range by every tenant and the system, with wait and run percentiles, per kind
+    too: the home dashboard's figures as a superuser sees them. Platform tokens only."""
+    return schemas.StatsOut.of(finished_figures(tenant_ids=None, range_key=query.range))
+
+
+@api.post("/queues/{name}/pause", response={200: schemas.ActionOut, 404: ERROR, **WITH_BODY}, summary="Pause a queue",
+          tags=["platform"])
+def queue_pause(request: HttpRequest, name: str, data: Body[schemas.ActionIn] = None) -> Any:
+    """No job of the queue starts until resumed, in any tenant: its waiting jobs stay in the database (those in
+    Redis are taken back), running ones finish. A read-write platform token; in the audit trail with it."""
+    return _queue_switch(request, name, data, pause=True)
+
+
+@api.post("/queues/{name}/resume", response={200: schemas.ActionOut, 404: ERROR, **WITH_BODY},
+          summary="Resume a queue", tags=["platform"])
+def queue_resume(request: HttpRequest, name: str, data: Body[schemas.ActionIn] = None) -> Any:
+    """The queue's waiting jobs are handed to workers again. A read-write platform token; in the audit trail
+    with it."""
+    return _queue_switch(request, name, data, pause=False)
+
+
+def _queue_switch(request: HttpRequest, name: str, data: schemas.ActionIn | None, *, pause: bool) -> Any:
+    _known_queue(name)
+    event = services.api_queue_switch(token=_token(request), queue=name, pause=pause, reason=data.reason if data else "")
+    return schemas.ActionOut.of(event)
+
+
+def _known_queue(name: str) -> None:
+    if name not in settings.RQ_QUEUES:
+        raise ApiError(404, f"No queue {name!r}; the queues are {', '.join(settings.RQ_QUEUES)}.")
 
 
 @api.get("/kinds", response={200: list[schemas.KindOut], **COMMON}, summary="Job kinds a token may start",
@@ -305,8 +505,8 @@ def kind_list(request: HttpRequest) -> Any:
 
 @api.get("/token", response={200: schemas.TokenOut, **COMMON}, summary="The token in use", tags=["token"])
 def token_get(request: HttpRequest) -> Any:
-    """Which token this is: its name, prefix, scope and tenant."""
+    """Which token this is: its name, prefix, scope and tenant (none, for a platform token)."""
     token = _token(request)
-    return {"name": token.name, "prefix": token.prefix, "scope": token.scope,
-            "tenant": {"slug": token.tenant.slug, "name": token.tenant.name}, "created_at": token.created_at,
-            "last_used_at": token.last_used_at}
+    tenant = None if token.is_platform else {"slug": token.tenant.slug, "name": token.tenant.name}
+    return {"name": token.name, "prefix": token.prefix, "scope": token.scope, "platform": token.is_platform,
+            "tenant": tenant, "created_at": token.created_at, "last_used_at": token.last_used_at}

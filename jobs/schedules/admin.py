@@ -17,7 +17,8 @@ from jobs.models import DEFAULT_PRIORITY, Job
 from jobs.registry import get_kind, kind_names, public_kind_names
 from jobs.schedules import cron
 from jobs.schedules.models import Schedule, ScheduleRun
-from jobs.schedules.services import schedule_delete, schedule_run_now, schedule_save, schedules_set_enabled
+from jobs.schedules.services import (schedule_check, schedule_delete, schedule_run_now, schedule_save,
+                                     schedules_set_enabled)
 from tenants.models import Role
 from tenants.scoped_admin import ScopedTenantFilter, TenantScopedAdmin
 from tenants.selectors import tenant_list_with_role
@@ -79,23 +80,18 @@ class ScheduleForm(forms.ModelForm):
         cleaned = super().clean()
         if cleaned.get("tenant") is None and "tenant" not in self.errors and not (self.user and self.user.is_superuser):
             self.add_error("tenant", "Choose a tenant: system-wide schedules are for superusers.")
-        start, end = cleaned.get("start_at"), cleaned.get("end_at")
-        if start and end and end <= start:
-            self.add_error("end_at", "Must be after the start date.")
-        kind, payload = cleaned.get("kind"), cleaned.get("payload")
-        seconds = cron.every_seconds(cleaned.get("cron") or "")
-        if kind and seconds is not None and seconds < 60:
-            floor = get_kind(kind).repeat_min_seconds
-            if floor is None or seconds < floor:
-                self.add_error("cron", f"{kind} may repeat at most once a minute here; @every {seconds}s is for kinds "
-                                       "that allow it (@job_kind(repeat_min_seconds=...))" if floor is None else
-                               f"{kind} may repeat at most every {floor} seconds, not every {seconds}.")
+        kind = cleaned.get("kind")
         if kind and "payload" not in self.errors:
             try:
-                cleaned["payload"] = get_kind(kind).validate({} if payload is None else payload)
+                cleaned["payload"] = schedule_check(kind=kind, payload=cleaned.get("payload"),
+                                                    cron_text=cleaned.get("cron") or "",
+                                                    start_at=cleaned.get("start_at"), end_at=cleaned.get("end_at"))
             except ValidationError as exc:
                 for field, problems in exc.message_dict.items():
-                    self.add_error("payload", f"{field}: {' '.join(problems)}")
+                    if field.startswith("payload."):  # one payload box: the message names the part
+                        self.add_error("payload", f"{field}: {' '.join(problems)}")
+                    else:
+                        self.add_error(field, problems)
         return cleaned
 
 

@@ -9,10 +9,11 @@ database (at start and on every reconcile pass), so a lost or doubled entry chan
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from jobs import maintenance, transport
 from jobs.models import AuditAction, Source
+from jobs.registry import get_kind, kind_registered
 from jobs.services import job_enqueue
 from jobs.staff import audit_event_record
 from jobs.schedules import cron
@@ -30,6 +32,39 @@ logger = logging.getLogger(__name__)
 
 # Changing any of these moves the fire times: runs the old timing missed are not owed.
 TIMING_FIELDS = ("cron", "timezone", "start_at", "end_at", "enabled")
+
+
+def schedule_check(*, kind: str, payload: dict[str, Any] | None, cron_text: str, start_at: datetime | None,
+                   end_at: datetime | None) -> dict[str, Any]:
+    """The rules a schedule keeps beyond each field's own (the cron text and time zone are checked by
+    `cron.cron_check` and `cron.timezone_check`): the kind exists, its payload is valid, an `@every`
+    below a minute is one the kind allows, the end is after the start. Returns the payload as the kind
+    validates it; a ValidationError names every field at fault (`payload.steps`, `cron`, `end_at`).
+
+    The admin's form and the API both check here, so a schedule is refused alike wherever it comes from.
+    """
+    errors: dict[str, list[str]] = defaultdict(list)
+    if start_at and end_at and end_at <= start_at:
+        errors["end_at"].append("Must be after the start date.")
+    if not kind_registered(kind):
+        errors["kind"].append(f"No job kind {kind!r}.")
+        raise ValidationError(dict(errors))
+    seconds = cron.every_seconds(cron_text or "")
+    if seconds is not None and seconds < 60:
+        floor = get_kind(kind).repeat_min_seconds
+        if floor is None:
+            errors["cron"].append(f"{kind} may repeat at most once a minute here; @every {seconds}s is for kinds "
+                                  "that allow it (@job_kind(repeat_min_seconds=...)).")
+        elif seconds < floor:
+            errors["cron"].append(f"{kind} may repeat at most every {floor} seconds, not every {seconds}.")
+    try:
+        payload = get_kind(kind).validate({} if payload is None else payload)
+    except ValidationError as exc:
+        for field, problems in exc.message_dict.items():  # the kind names them `payload.<field>`
+            errors[field if field.startswith("payload") else "payload"].extend(problems)
+    if errors:
+        raise ValidationError(dict(errors))
+    return payload
 
 
 def schedule_save(*, schedule: Schedule, user=None, changed: Collection[str] = ()) -> Schedule:

@@ -9,6 +9,7 @@ from django.test import Client
 
 from jobs.api.models import ApiToken, Scope
 from jobs.api.services import api_token_create
+from tenants.models import Membership, Role
 
 
 @dataclass
@@ -30,14 +31,32 @@ class Caller:
         data = json.dumps(body) if body is not None else ""
         return self.client.post(path, data, content_type="application/json", **self._headers(headers))
 
-    def request(self, method: str, path: str, **headers):
-        return self.client.generic(method, path, **self._headers(headers))
+    def request(self, method: str, path: str, body=None, **headers):
+        data = json.dumps(body) if body is not None else ""
+        return self.client.generic(method, path, data, content_type="application/json", **self._headers(headers))
+
+    def patch(self, path: str, body=None, **headers):
+        return self.request("PATCH", path, body, **headers)
+
+    def delete(self, path: str, **headers):
+        return self.request("DELETE", path, **headers)
 
 
 @pytest.fixture
 def make_token(acme, alice):
-    def make(*, tenant=None, scope: str = Scope.READ_WRITE, user=None, name: str = "billing") -> tuple[ApiToken, str]:
-        return api_token_create(tenant=tenant or acme, name=name, scope=scope, user=user or alice)
+    """A token of `tenant` (acme) made by `user` (alice, its admin); with `platform`, a platform token. A
+    maker who is not an admin of the tenant made it while they were one, and was demoted since."""
+    def make(*, tenant=None, scope: str = Scope.READ_WRITE, user=None, name: str = "billing",
+             platform: bool = False) -> tuple[ApiToken, str]:
+        tenant, user = (None if platform else tenant or acme), user or alice
+        membership = Membership.objects.filter(user=user, tenant=tenant).first() if tenant else None
+        if membership is None or membership.role == Role.ADMIN:
+            return api_token_create(tenant=tenant, name=name, scope=scope, user=user)
+        Membership.objects.filter(pk=membership.pk).update(role=Role.ADMIN)
+        try:
+            return api_token_create(tenant=tenant, name=name, scope=scope, user=user)
+        finally:
+            Membership.objects.filter(pk=membership.pk).update(role=membership.role)
     return make
 
 

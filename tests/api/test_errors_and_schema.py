@@ -79,7 +79,7 @@ def test_it_answers_500_in_json_without_details_and_logs_the_error(writer, monke
     def broken(**kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("jobs.api.selectors.api_queue_stats", broken)
+    monkeypatch.setattr("jobs.api.selectors.queue_overview", broken)
     monkeypatch.setattr(logging.getLogger("jobs"), "propagate", True)  # to caplog's handler
     response = writer.get("/api/v1/queues")
     error = assert_error(response, 500, "internal_error")
@@ -102,14 +102,19 @@ def test_it_serves_its_openapi_schema_without_a_token(anonymous):
                                     "/api/v1/tenant/pause", "/api/v1/tenant/resume", "/api/v1/queues",
                                     "/api/v1/jobs/clean", "/api/v1/queues/{name}/empty", "/api/v1/batches",
                                     "/api/v1/batches/{batch_id}", "/api/v1/chains",
-                                    "/api/v1/kinds", "/api/v1/token"}
+                                    "/api/v1/kinds", "/api/v1/token", "/api/v1/tenant/stats", "/api/v1/schedules",
+                                    "/api/v1/schedules/{schedule_id}", "/api/v1/schedules/{schedule_id}/pause",
+                                    "/api/v1/schedules/{schedule_id}/resume", "/api/v1/schedules/{schedule_id}/run",
+                                    "/api/v1/platform/queues", "/api/v1/platform/tenants", "/api/v1/platform/stats",
+                                    "/api/v1/queues/{name}/pause", "/api/v1/queues/{name}/resume"}
     assert served["components"]["securitySchemes"] == {"TokenAuth": {"type": "http", "scheme": "bearer"}}
 
 
 def test_it_serves_a_schema_valid_against_the_openapi_specification(anonymous):
     loaded = schemathesis.openapi.from_dict(anonymous.get("/api/v1/openapi.json").json())
     loaded.validate()  # raises on a schema that breaks the OpenAPI 3.1 meta-schema
-    assert len(list(loaded.get_all_operations())) == 19  # get and post of /jobs, get and delete of a job, one each else
+    # get and post of /jobs and /schedules; get and delete of a job; get, patch and delete of a schedule; one each else
+    assert len(list(loaded.get_all_operations())) == 33
 
 
 def test_it_documents_each_kinds_payload_and_every_error_response(anonymous):
@@ -128,7 +133,7 @@ def test_it_documents_each_kinds_payload_and_every_error_response(anonymous):
         for method, operation in operations.items():
             documented = set(operation["responses"])
             assert {"401", "403", "422", "429"} <= documented, (method, path)
-            if "{job_id}" in path:
+            if "{job_id}" in path or "{schedule_id}" in path or "{name}" in path:
                 assert "404" in documented, (method, path)
             for status in documented - {"200", "201", "202", "204"}:
                 schema = operation["responses"][status]["content"]["application/json"]["schema"]

@@ -9,6 +9,7 @@ from django.test import Client
 from jobs import enqueue
 from jobs.api.views import api
 from jobs.models import AuditAction, AuditEvent, AuditState, Job, Status
+from jobs.schedules.models import Schedule
 from tenants.models import Membership, Role
 from tests.api.conftest import Caller, assert_error
 
@@ -34,26 +35,34 @@ def demote(user, tenant, role: str = Role.VIEWER) -> None:
 BODIES = {"/api/v1/jobs": {"kind": "diagnostics.ping"},
           "/api/v1/jobs/bulk": {"kind": "diagnostics.ping", "payloads": [{}]}, "/api/v1/jobs/clean": {"days": 0},
           "/api/v1/batches": {"kind": "diagnostics.ping", "name": "b", "payloads": [{}]},
-          "/api/v1/chains": {"name": "c", "steps": [{"kind": "diagnostics.ping", "payload": {}}]}}
+          "/api/v1/chains": {"name": "c", "steps": [{"kind": "diagnostics.ping", "payload": {}}]},
+          "/api/v1/schedules": {"name": "hourly", "kind": "diagnostics.ping", "cron": "@hourly"},
+          "/api/v1/schedules/{schedule_id}": {"cron": "@daily"}}
 
 
 def writes(job: Job) -> list[tuple[str, str, dict | None]]:
-    """Every non-GET operation the API publishes (method, path, body), aimed at `job` where it takes an id."""
+    """Every non-GET operation the API publishes for a tenant's token (method, path, body), aimed at `job`
+    where it takes a job id and at a schedule of its tenant's where it takes a schedule id."""
+    schedule = Schedule.objects.create(tenant=job.tenant, name="nightly", kind="diagnostics.ping", cron="0 3 * * *")
     found = []
     for path, operations in api.get_openapi_schema()["paths"].items():
-        for method in operations:
-            if method != "get":
-                found.append((method, path.replace("{job_id}", str(job.pk)).replace("{name}", "default"),
-                              BODIES.get(path)))
-    assert {(method, path.replace(str(job.pk), "{job_id}").rsplit("/", 1)[-1]) for method, path, _ in found} == {
-        ("post", "jobs"), ("post", "retry"), ("post", "cancel"), ("post", "stop"), ("delete", "{job_id}"),
-        ("post", "bulk"), ("post", "pause"), ("post", "resume"), ("post", "clean"), ("post", "empty"),
-        ("post", "batches"), ("post", "chains")}
+        for method, operation in operations.items():
+            if method != "get" and operation["tags"] != ["platform"]:
+                found.append((method, path.replace("{job_id}", str(job.pk)).replace("{name}", "default")
+                              .replace("{schedule_id}", str(schedule.pk)), BODIES.get(path)))
+    assert {(method, path.replace(str(job.pk), "{job_id}").replace(f"/schedules/{schedule.pk}", "/schedules/{schedule_id}")
+             .removeprefix("/api/v1/")) for method, path, _ in found} == {
+        ("post", "jobs"), ("post", "jobs/{job_id}/retry"), ("post", "jobs/{job_id}/cancel"),
+        ("post", "jobs/{job_id}/stop"), ("delete", "jobs/{job_id}"), ("post", "jobs/bulk"), ("post", "tenant/pause"),
+        ("post", "tenant/resume"), ("post", "jobs/clean"), ("post", "queues/default/empty"), ("post", "batches"), ("post", "chains"),
+        ("post", "schedules"), ("patch", "schedules/{schedule_id}"), ("delete", "schedules/{schedule_id}"),
+        ("post", "schedules/{schedule_id}/pause"), ("post", "schedules/{schedule_id}/resume"),
+        ("post", "schedules/{schedule_id}/run")}
     return found
 
 
 def send(caller, method: str, path: str, body: dict | None):
-    return caller.post(path, body) if method == "post" else caller.request(method.upper(), path)
+    return caller.request(method.upper(), path, body)
 
 
 def test_it_refuses_a_demoted_makers_enqueue_with_403_naming_the_role(writer, alice, acme):

@@ -33,7 +33,7 @@ def test_it_answers_a_valid_token_and_names_it(writer):
     response = writer.get("/api/v1/token")
     assert response.status_code == 200
     assert response.json() | {"created_at": None, "last_used_at": None} == {
-        "name": "billing", "prefix": writer.row.prefix, "scope": "read-write",
+        "name": "billing", "prefix": writer.row.prefix, "scope": "read-write", "platform": False,
         "tenant": {"slug": "acme", "name": "Acme Corp"}, "created_at": None, "last_used_at": None}
 
 
