@@ -7,8 +7,9 @@ does the limit cost in throughput? Bare RQ, tracked without limits and tracked w
 Workers are real worker processes (bench/worker.py, as in `./run bench`) on the default queue, with
 `manage.py rqscheduler` beside them in tracked runs; the jobs are no-ops, the worst case for what the limit adds per job (a refill after every attempt).
 Goals: B's first job starts within 2 s with limits (bare RQ: after A's backlog), and throughput with
-limits is at least 0.9x of the tracked run without them. A last run gives the kind a global rate
-(`--global-rate`, JOBS_KIND_LIMITS): throughput holds at that rate within 5 % and B still gets its turn.
+limits is at least 0.9x of the tracked run without them. The last runs give the kind, then
+its queue, a global rate (`--global-rate`, JOBS_KIND_LIMITS, then JOBS_QUEUE_LIMITS): throughput holds at
+that rate within 5 % and B still gets its turn.
 """
 from __future__ import annotations
 
@@ -47,14 +48,18 @@ def main() -> None:
 
         call_command("migrate", verbosity=0)
         rated = f"global rate {args.global_rate}/s"
+        queue_rated = f"queue rate {args.global_rate}/s"
         results: dict[str, list[tuple[float, float]]] = {"bare RQ": [], "tracked, no limit": [],
-                                                         f"tracked, limit {args.limit}": [], rated: []}
+                                                         f"tracked, limit {args.limit}": [], rated: [],
+                                                         queue_rated: []}
         for rep in range(args.reps):
             results["bare RQ"].append(bare(args, redis_server))
             results["tracked, no limit"].append(tracked(args, redis_server, limit=0))
             results[f"tracked, limit {args.limit}"].append(tracked(args, redis_server, limit=args.limit))
             results[rated].append(tracked(args, redis_server, limit=args.limit, jobs=args.global_jobs,
                                           kind_limits={"bench.noop": {"global_rate": args.global_rate}}))
+            results[queue_rated].append(tracked(args, redis_server, limit=args.limit, jobs=args.global_jobs,
+                                                queue_limits={"default": {"global_rate": args.global_rate}}))
             print(f"repetition {rep + 1}: " + "; ".join(f"{name}: B waited {r[-1][0]:.2f} s, {r[-1][1]:.0f} jobs/s"
                                                          for name, r in results.items()), flush=True)
         print()
@@ -67,7 +72,7 @@ def main() -> None:
             # within one.
             paired = [r[1] / u for r, u in zip(runs, unlimited, strict=True)]
             ratio = f"{statistics.median(paired):.2f}" if name.startswith("tracked") else ""
-            if name == rated:  # measured against its own limit, not against the unlimited run
+            if name in (rated, queue_rated):  # measured against its own limit, not against the unlimited run
                 ratio = f"{rate / args.global_rate:.2f} of it"
             print(f"{name:<22} {wait:>16.2f} {rate:>8.0f} {ratio:>12}")
         print("(B first start: from B's enqueue to its first job starting; jobs/s: all jobs from the start of A's "
@@ -111,8 +116,8 @@ def bare(args, redis_server) -> tuple[float, float]:
     return (b_start - b_enqueued).total_seconds(), total / (ended - started).total_seconds()
 
 
-def tracked(args, redis_server, *, limit: int, jobs: int | None = None,
-            kind_limits: dict | None = None) -> tuple[float, float]:
+def tracked(args, redis_server, *, limit: int, jobs: int | None = None, kind_limits: dict | None = None,
+            queue_limits: dict | None = None) -> tuple[float, float]:
     from django.conf import settings
     from django.db import transaction
 
@@ -124,11 +129,13 @@ def tracked(args, redis_server, *, limit: int, jobs: int | None = None,
     reset(redis_server)
     settings.JOBS_TENANT_CONCURRENCY = limit
     settings.JOBS_KIND_LIMITS = kind_limits or {}
+    settings.JOBS_QUEUE_LIMITS = queue_limits or {}
     relay.forget_tenant_load()
     a_jobs = args.jobs if jobs is None else jobs
     a = Tenant.objects.get_or_create(slug="tenant-a", defaults={"name": "Tenant A"})[0]
     b = Tenant.objects.get_or_create(slug="tenant-b", defaults={"name": "Tenant B"})[0]
-    env = {"JOBS_TENANT_CONCURRENCY": str(limit), "JOBS_KIND_LIMITS": json.dumps(kind_limits or {})}
+    env = {"JOBS_TENANT_CONCURRENCY": str(limit), "JOBS_KIND_LIMITS": json.dumps(kind_limits or {}),
+           "JOBS_QUEUE_LIMITS": json.dumps(queue_limits or {})}
     processes = [bench_worker(WORKER_CLASSES[args.worker][1], redis_server.url, env) for _ in range(args.workers)]
     processes.append(manage(env, redis_server.url, "rqscheduler"))
     time.sleep(3)  # every process up before the clock starts

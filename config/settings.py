@@ -245,6 +245,9 @@ JOBS_PROGRESS_MIN_INTERVAL = env.float("JOBS_PROGRESS_MIN_INTERVAL", default=0.5
 # Limits by kind across every tenant, over the kinds' own: {"email.send": {"global_rate": 20,
 # "global_concurrency": 5}} (JSON); 0 lifts a kind's own limit.
 JOBS_KIND_LIMITS = env.json("JOBS_KIND_LIMITS", default={})
+# Limits by queue across every tenant, for every kind on it (but those limited on their own):
+# {"bulk": {"global_concurrency": 5, "global_rate": 20}} (JSON).
+JOBS_QUEUE_LIMITS = env.json("JOBS_QUEUE_LIMITS", default={})
 # Lines a handler may write with ctx.log() per attempt (kept with the attempt; the rest are counted, not kept).
 JOBS_LOG_LINES = env.int("JOBS_LOG_LINES", default=500)
 JOBS_MAX_PAYLOAD_BYTES = env.int("JOBS_MAX_PAYLOAD_BYTES", default=64 * 1024)

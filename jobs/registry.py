@@ -21,6 +21,7 @@ _rates: dict[str, int] = {}
 # global_limits()'s answer, kept until a kind is registered or JOBS_KIND_LIMITS is replaced: every enqueue
 # and every finished job asks.
 _global_cache: tuple[object, dict] | None = None
+_queue_cache: tuple[object, dict] | None = None  # queue_limits()'s answer, kept while JOBS_QUEUE_LIMITS is the same
 # Functions that may make a kind not registered yet (Django tasks, imported when first asked for);
 # each returns the kind, or None when the name is not theirs.
 _resolvers: list[Callable[[str], Kind | None]] = []
@@ -236,11 +237,11 @@ class GlobalLimit:
     concurrency: int | None = None  # queued or running at once, across tenants
     rate: int | None = None  # handed to workers a second, across tenants
 
-    def reason(self, kind: str) -> str:
-        """What a held job of the kind says while it waits."""
+    def reason(self, subject: str) -> str:
+        """What a held job says while it waits; `subject` is its kind ("email.send") or queue ("queue bulk")."""
         if self.rate is not None:
-            return f"Waiting: {kind} is at its global rate of {self.rate}/s."
-        return f"Waiting: {kind} is at its global limit of {self.concurrency} at once."
+            return f"Waiting: {subject} is at its global rate of {self.rate}/s."
+        return f"Waiting: {subject} is at its global limit of {self.concurrency} at once."
 
 
 def global_limits() -> dict[str, GlobalLimit]:
@@ -261,6 +262,30 @@ def global_limits() -> dict[str, GlobalLimit]:
     answer = {name: GlobalLimit(*values) for name, values in limits.items() if values != (None, None)}
     _global_cache = (overrides, answer)
     return answer
+
+
+def queue_limits() -> dict[str, GlobalLimit]:
+    """Queues limited across every tenant, from JOBS_QUEUE_LIMITS ({"bulk": {"global_concurrency": 5,
+    "global_rate": 20}}): every job on the queue counts, whatever its kind, except kinds limited on their
+    own (a job is under one global limit; `global_limit_conflicts` refuses a kind under both). Do not
+    change the dict returned."""
+    global _queue_cache
+    configured = settings.JOBS_QUEUE_LIMITS
+    if _queue_cache is not None and _queue_cache[0] is configured:
+        return _queue_cache[1]
+    answer = {}
+    for queue, limit in configured.items():
+        values = (limit.get("global_concurrency") or None, limit.get("global_rate") or None)
+        if values != (None, None):
+            answer[queue] = GlobalLimit(*values)
+    _queue_cache = (configured, answer)
+    return answer
+
+
+def global_limit_conflicts() -> list[str]:
+    """Kinds limited on their own whose queue is limited too: each job may be under one global limit."""
+    queues = queue_limits()
+    return sorted(name for name in global_limits() if name in _kinds and _kinds[name].queue in queues)
 
 
 def tenant_kind_names() -> list[str]:

@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from jobs import eventlog, postgres, transport
 from jobs.models import ACTIVE_STATUSES, Job, QueueState, Status, error_fingerprint
-from jobs.registry import global_limits, kind_caps, kind_rates
+from jobs.registry import GlobalLimit, global_limits, kind_caps, kind_rates, queue_limits
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -134,14 +134,14 @@ def hold_reason(count: int, *, queue: str, tenant_id: int | None, kind: str) -> 
     # While Redis is known to be failing, skip the doomed post-commit push; a periodic pass relays.
     if redis_recently_down() or queue in paused_queues():
         return ""
-    limited = global_limits().get(kind)
+    limited = global_scope(kind, queue)
     if tenant_id is None:
-        return limited.reason(kind) if limited else None
+        return limited.reason if limited else None
     load = tenant_load()
     if tenant_id in load.paused:
         return HELD_PAUSED
-    if limited:  # across tenants: `global_refill` hands them over, under the kind's lock
-        return limited.reason(kind)
+    if limited:  # across tenants: `global_refill` hands them over, under the limit's lock
+        return limited.reason
     limit = tenant_limit(tenant_id, load.limits)
     if limit and load.active[tenant_id] + load.admitted[tenant_id] + count > limit // 2:
         return HELD_AT_LIMIT
@@ -245,8 +245,8 @@ def relay(*, job_ids: Collection[UUID] | None = None, eager: bool = False) -> in
     # Tenants with a limit go through `refill`, each for what fits under its own limit: round robin.
     for tenant_id in _limited_tenants_with_due_work(job_ids):
         handed += refill(tenant_id)
-    for kind in _global_kinds_with_due_work(job_ids):
-        handed += global_refill(kind)
+    for scope in _global_scopes_with_due_work(job_ids):
+        handed += global_refill(scope)
     return handed
 
 
@@ -265,8 +265,11 @@ def _due_rows(now):
     rows = Job.objects.due(now).exclude(queue__in=paused_queues(fresh=True))
     if counted := _counted_kinds():  # a tenant's capped and rate-limited kinds go through `refill`
         rows = rows.exclude(tenant__isnull=False, kind__in=counted)
-    if limited := list(global_limits()):  # kinds limited across tenants go through `global_refill`
+    # Kinds and queues limited across tenants go through `global_refill`.
+    if limited := list(global_limits()):
         rows = rows.exclude(kind__in=limited)
+    if limited_queues := list(queue_limits()):
+        rows = rows.exclude(queue__in=limited_queues)
     unlimited = [tenant_id for tenant_id, limit in load.limits.items() if limit == 0 and tenant_id not in load.paused]
     if settings.JOBS_TENANT_CONCURRENCY:
         return rows.filter(Q(tenant__isnull=True) | Q(tenant_id__in=unlimited))
@@ -299,24 +302,25 @@ def _counted_kinds() -> list[str]:
 _freed_since_check: Counter = Counter()  # per tenant (and per globally limited kind), in this process
 
 
-def slot_freed(tenant_id: int | None, *, kind: str = "", sampled: bool = True) -> int:
-    """A job (of `kind`) of this tenant left `queued`/`running` (or, with `sampled` off, jobs were just
-    held back at enqueue): hand over what it has waiting, a few at a time."""
+def slot_freed(tenant_id: int | None, *, kind: str = "", queue: str = "", sampled: bool = True) -> int:
+    """A job (of `kind`, on `queue`) of this tenant left `queued`/`running` (or, with `sampled` off, jobs
+    were just held back at enqueue): hand over what it has waiting, a few at a time."""
     if redis_recently_down():
         return 0
-    limited = global_limits().get(kind)
-    if limited is not None:  # the slot is the kind's, across tenants
+    scope = global_scope(kind, queue)
+    if scope is not None:  # the slot is the kind's or the queue's, across tenants
         if sampled:
-            # A refill looks at every tenant's waiting jobs of the kind: once per quarter of the kind's
+            # A refill looks at every tenant's waiting jobs under the limit: once per quarter of the
             # limit freed in this process (every time for a limit under 8), not after every job.
-            _freed_since_check[kind] += 1
-            if _freed_since_check[kind] < max(1, min(n for n in (limited.concurrency, limited.rate) if n) // 4):
+            _freed_since_check[scope.key] += 1
+            limit = scope.limit
+            if _freed_since_check[scope.key] < max(1, min(n for n in (limit.concurrency, limit.rate) if n) // 4):
                 return 0
-            _freed_since_check[kind] = 0
+            _freed_since_check[scope.key] = 0
         try:
-            return global_refill(kind)
+            return global_refill(scope)
         except Exception:
-            logger.exception("Global refill of %s failed; the next relay pass retries", kind)
+            logger.exception("Global refill of %s failed; the next relay pass retries", scope.key)
             return 0
     if tenant_id is None:
         return 0
@@ -382,7 +386,7 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
             picked = []
         elif postgres.supported():
             picked = postgres.refill_pick(tenant_id=tenant_id, now=now, room=room, queues=list(settings.RQ_QUEUES),
-                                            paused=sorted(paused_queues()), kind_room=kind_room,
+                                            paused=sorted(_not_refilled_queues()), kind_room=kind_room,
                                             held_message=HELD_AT_LIMIT)
         else:
             picked = _pick(tenant_id, now, room, kind_room)
@@ -406,34 +410,72 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
     return len(batch) if hand_over(batch) else 0
 
 
-GLOBAL_LOCK_SPACE = 7302  # pg_advisory_xact_lock(space, crc32 of the kind) for global refills
+GLOBAL_LOCK_SPACE = 7302  # pg_advisory_xact_lock(space, crc32 of the scope's key) for global refills
 
 
-def global_refill(kind: str) -> int:
-    """Hand over due jobs of a kind limited across tenants, as many as its global concurrency and this
-    second's rate allow, taking them from the tenants with waiting work in turn (round robin: each
-    tenant's highest priority, then oldest, before anyone's second), within each tenant's own limit."""
+@dataclass(frozen=True)
+class GlobalScope:
+    """The jobs one limit across tenants covers: a kind's (`field` "kind"), or a queue's (every job on it
+    but those of kinds limited on their own: a job is under one global limit)."""
+
+    field: str
+    name: str
+    limit: GlobalLimit
+
+    @property
+    def key(self) -> str:
+        """Names its lock, its rate bucket and its count of freed slots."""
+        return f"{self.field}:{self.name}"
+
+    @property
+    def reason(self) -> str:
+        return self.limit.reason(self.name if self.field == "kind" else f"queue {self.name}")
+
+    def jobs(self, rows):
+        if self.field == "kind":
+            return rows.filter(kind=self.name)
+        return rows.filter(queue=self.name).exclude(kind__in=list(global_limits()))
+
+
+def global_scope(kind: str, queue: str) -> GlobalScope | None:
+    """The limit across tenants a job of `kind` on `queue` is under: its kind's, else its queue's, else none."""
     limit = global_limits().get(kind)
-    if limit is None:
-        return 0
+    if limit is not None:
+        return GlobalScope("kind", kind, limit)
+    limit = queue_limits().get(queue)
+    return GlobalScope("queue", queue, limit) if limit is not None else None
+
+
+def _not_refilled_queues() -> set[str]:
+    """Queues a tenant's refill takes nothing from: paused ones, and those limited across tenants (their
+    jobs go through `global_refill`)."""
+    return paused_queues() | set(queue_limits())
+
+
+def global_refill(scope: GlobalScope) -> int:
+    """Hand over due jobs under a limit across tenants (a kind's or a queue's), as many as its concurrency
+    and this second's rate allow, taking them from the tenants with waiting work in turn (round robin:
+    each tenant's highest priority, then oldest, before anyone's second), within each tenant's own limit."""
+    limit = scope.limit
     now = timezone.now()
     with transaction.atomic():
-        if not _lock(GLOBAL_LOCK_SPACE, zlib.crc32(kind.encode()), wait=False):
-            return 0  # another refill of the kind is under way: it hands over what fits
+        if not _lock(GLOBAL_LOCK_SPACE, zlib.crc32(scope.key.encode()), wait=False):
+            return 0  # another refill under the same limit is under way: it hands over what fits
         room = settings.JOBS_RELAY_BATCH
         if limit.concurrency is not None:
-            room = min(room, limit.concurrency - Job.objects.filter(kind=kind, status__in=ACTIVE_STATUSES).count())
-        granted = transport.rate_take(f"global:{kind}", max(0, room), limit.rate) if limit.rate and room > 0 else None
+            room = min(room, limit.concurrency - scope.jobs(Job.objects.filter(status__in=ACTIVE_STATUSES)).count())
+        granted = transport.rate_take(f"global:{scope.key}", max(0, room), limit.rate) if limit.rate and room > 0 \
+            else None
         if granted is not None:
             room = granted
-        picked = _pick_across_tenants(kind, now, room) if room > 0 else []
+        picked = _pick_across_tenants(scope, now, room) if room > 0 else []
         Job.objects.filter(pk__in=[row[0] for row in picked]).transition(Status.QUEUED, enqueued_at=now,
                                                                           progress_message="")
-        # Due retries and delayed jobs of the kind that did not fit wait with the others, saying why.
-        Job.objects.due(now).filter(kind=kind, status__in=(Status.SCHEDULED, Status.RETRYING)).exclude(
-            pk__in=[row[0] for row in picked]).transition(Status.PENDING, progress_message=limit.reason(kind))
+        # Due retries and delayed jobs under the limit that did not fit wait with the others, saying why.
+        scope.jobs(Job.objects.due(now).filter(status__in=(Status.SCHEDULED, Status.RETRYING))).exclude(
+            pk__in=[row[0] for row in picked]).transition(Status.PENDING, progress_message=scope.reason)
     if granted is not None:
-        transport.rate_return(f"global:{kind}", granted - len(picked))
+        transport.rate_return(f"global:{scope.key}", granted - len(picked))
     if not picked:
         return 0
     slugs = dict(Tenant.objects.filter(pk__in={row[8] for row in picked if row[8]}).values_list("pk", "slug"))
@@ -442,13 +484,13 @@ def global_refill(kind: str) -> int:
     return len(batch) if hand_over(batch) else 0
 
 
-def _pick_across_tenants(kind: str, now, room: int) -> list[tuple]:
-    """Up to `room` due rows of the kind, tenants in turn: a tenant's n-th waiting job (its highest
-    priority, then oldest, first) comes in turn n + the jobs of the kind it already has queued or running,
-    so the tenant holding fewest slots goes first. Paused queues and tenants are skipped, and tenants at
-    their own limit."""
+def _pick_across_tenants(scope: GlobalScope, now, room: int) -> list[tuple]:
+    """Up to `room` due rows under the limit, tenants in turn: a tenant's n-th waiting job (its highest
+    priority, then oldest, first) comes in turn n + the jobs under the limit it already has queued or
+    running, so the tenant holding fewest slots goes first. Paused queues and tenants are skipped, and
+    tenants at their own limit."""
     load = tenant_load(fresh=True)
-    due = (Job.objects.due(now).filter(kind=kind).exclude(queue__in=paused_queues())
+    due = (scope.jobs(Job.objects.due(now)).exclude(queue__in=paused_queues())
            .exclude(tenant_id__in=load.paused))
     ranked = (due.annotate(turn=Window(RowNumber(), partition_by=[F("tenant_id")],
                                        order_by=[F("priority").desc(), F("id").asc()]))
@@ -458,7 +500,7 @@ def _pick_across_tenants(kind: str, now, room: int) -> list[tuple]:
     tenants = {row[8] for row in rows if row[8] is not None}
     active = Job.objects.filter(tenant_id__in=tenants, status__in=ACTIVE_STATUSES)
     busy = dict(active.values_list("tenant_id").annotate(n=Count("id")).order_by())
-    holding = dict(active.filter(kind=kind).values_list("tenant_id").annotate(n=Count("id")).order_by())
+    holding = dict(scope.jobs(active).values_list("tenant_id").annotate(n=Count("id")).order_by())
     rows.sort(key=lambda row: (row[9] + holding.get(row[8], 0), -row[7], row[0]))
     allowed = {}
     for tenant_id in tenants:
@@ -476,14 +518,15 @@ def _pick_across_tenants(kind: str, now, room: int) -> list[tuple]:
     return picked
 
 
-def _global_kinds_with_due_work(job_ids: Collection[UUID] | None) -> list[str]:
-    limited = list(global_limits())
-    if not limited:
+def _global_scopes_with_due_work(job_ids: Collection[UUID] | None) -> list[GlobalScope]:
+    kinds, queues = global_limits(), queue_limits()
+    if not kinds and not queues:
         return []
-    rows = Job.objects.due(timezone.now()).filter(kind__in=limited)
+    rows = Job.objects.due(timezone.now()).filter(Q(kind__in=list(kinds)) | Q(queue__in=list(queues)))
     if job_ids is not None:
         rows = rows.filter(pk__in=list(job_ids))
-    return sorted(rows.values_list("kind", flat=True).order_by().distinct())
+    scopes = {global_scope(kind, queue) for kind, queue in rows.values_list("kind", "queue").order_by().distinct()}
+    return sorted((scope for scope in scopes if scope is not None), key=lambda scope: scope.key)
 
 
 def _tenant_state(tenant_id: int, now, enough: int = 1) -> dict | None:
@@ -524,7 +567,7 @@ def _pick(tenant_id: int, now, room: int, kind_room: dict[str, int]) -> list[tup
     time), then held jobs by queue order, then by priority, oldest first (a range scan of the pending
     index per queue); each kind within its own room."""
     picked: list[tuple] = []
-    paused = paused_queues()
+    paused = _not_refilled_queues()
     timed = (Job.objects.filter(tenant_id=tenant_id, status__in=(Status.SCHEDULED, Status.RETRYING), run_at__lte=now)
              .exclude(queue__in=paused).order_by("-priority", "run_at"))
     held = Job.objects.filter(tenant_id=tenant_id, status=Status.PENDING)

@@ -20,7 +20,7 @@ from jobs import eventlog, postgres, signals, transport
 from jobs.models import (
     DEFAULT_PRIORITY, PRIORITIES, TERMINAL, WAITING, Attempt, Job, Source, Status, Trigger, new_job_id,
 )
-from jobs.registry import Kind, get_kind, global_limits
+from jobs.registry import Kind, get_kind
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -75,10 +75,10 @@ def _after_commit(jobs: list[Job]) -> None:
     """Admitted jobs are pushed; held jobs are offered to `refill` at once while their tenant has room."""
     if jobs[0].status == Status.QUEUED:
         transaction.on_commit(partial(_push_after_commit, jobs), robust=True)
-    elif jobs[0].kind in global_limits() and jobs[0].status == Status.PENDING:
-        # Limited across tenants: the kind's refill decides at once, under its lock.
-        transaction.on_commit(partial(relay_module.slot_freed, jobs[0].tenant_id, kind=jobs[0].kind, sampled=False),
-                              robust=True)
+    elif jobs[0].status == Status.PENDING and relay_module.global_scope(jobs[0].kind, jobs[0].queue) is not None:
+        # Limited across tenants: the limit's refill decides at once, under its lock.
+        transaction.on_commit(partial(relay_module.slot_freed, jobs[0].tenant_id, kind=jobs[0].kind,
+                                      queue=jobs[0].queue, sampled=False), robust=True)
     elif (jobs[0].progress_message in (relay_module.HELD_AT_LIMIT, relay_module.HELD_KIND_LIMIT)
           and relay_module.may_have_room(jobs[0].tenant_id, jobs[0].kind)):
         # Held below the limit (admission stops at half of it): a refill may hand them over at once.

@@ -219,7 +219,7 @@ class TrackedWorkerMixin:
                 if result.outcome not in _RQ_SUCCESSES and not (finished and finished.status == Status.FAILED):
                     transport.drop_failed_copy(str(claim.job.pk), claim.job.queue)
                 # The slot this job held is free: its tenant's next held job goes now, not at a sweep.
-                relay.slot_freed(claim.job.tenant_id, kind=claim.job.kind)
+                relay.slot_freed(claim.job.tenant_id, kind=claim.job.kind, queue=claim.job.queue)
                 return
             except Exception:
                 logger.exception("Job %s: could not record the attempt's outcome; retrying", claim.job.pk)

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from jobs.ops.health import CHECKS, THRESHOLDS
+from jobs.registry import global_limit_conflicts
 
 
 @register()
@@ -37,6 +38,26 @@ def ops_settings_check(app_configs, **kwargs) -> list[Error]:
     if settings.OPS_ALERT_WEBHOOK_SECRET and not _is_signing_secret(settings.OPS_ALERT_WEBHOOK_SECRET):
         problems.append(Error("OPS_ALERT_WEBHOOK_SECRET is not a signing secret: 'whsec_' and base64 of at least "
                               "24 random bytes.", id="ops.E005"))
+    return problems
+
+
+@register()
+def global_limits_check(app_configs, **kwargs) -> list[Warning]:
+    """A queue's limit across tenants does not cover kinds limited on their own: say so, naming them."""
+    problems = []
+    unknown = sorted(set(settings.JOBS_QUEUE_LIMITS) - set(settings.RQ_QUEUES))
+    if unknown:
+        problems.append(Error(f"JOBS_QUEUE_LIMITS names {unknown}, which are not configured queues.",
+                              hint=f"Use any of {', '.join(settings.RQ_QUEUES)}.", id="ops.E006"))
+    for queue, limit in settings.JOBS_QUEUE_LIMITS.items():
+        extra = sorted(set(limit) - {"global_concurrency", "global_rate"})
+        if extra or any(not isinstance(value, int) or value < 0 for value in limit.values()):
+            problems.append(Error(f"JOBS_QUEUE_LIMITS[{queue!r}] is {limit!r}; it takes global_concurrency and "
+                                  "global_rate, each a whole number (0: none).", id="ops.E007"))
+    for kind in global_limit_conflicts():
+        problems.append(Warning(f"{kind} has a limit across tenants of its own and its queue has one too: its jobs "
+                                "are under the kind's limit only, not counted in the queue's.",
+                                hint="Lift one of the two, or give the kind a queue of its own.", id="ops.W002"))
     return problems
 
 

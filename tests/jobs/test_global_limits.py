@@ -63,3 +63,49 @@ def test_settings_override_a_kinds_own_limits(settings):
     assert limits["tests.global_capped"] == GlobalLimit(concurrency=None, rate=20)
     assert limits["email.send"] == GlobalLimit(concurrency=None, rate=50)
     assert limits["tests.global_rated"] == GlobalLimit(rate=3)
+
+
+# --- limits by queue -------------------------------------------------------------------------------------
+
+
+def test_a_queue_at_its_global_concurrency_holds_every_kind_on_it_and_tenants_take_turns(acme, globex, settings):
+    settings.JOBS_QUEUE_LIMITS = {"high": {"global_concurrency": 2}}  # acme and globex keep their own limit of 50
+    mine = [enqueue("tests.echo", tenant=acme, payload={"text": str(n)}) for n in range(5)]
+    theirs = enqueue("tests.echo", tenant=globex, payload={"text": "theirs"})
+    assert queued_in_redis() == 2
+    assert Job.objects.filter(queue="high", status__in=ACTIVE_STATUSES).count() == 2
+    waiting = Job.objects.get(pk=mine[-1].pk)
+    assert (waiting.status, waiting.progress_message) == (
+        Status.PENDING, "Waiting: queue high is at its global limit of 2 at once.")
+    relay.refill(acme.pk)  # a tenant's own refill takes nothing from a queue limited across tenants
+    assert queued_in_redis() == 2
+    work("high")
+    assert Job.objects.filter(status=Status.SUCCEEDED).count() == 6
+    order = list(Attempt.objects.order_by("started_at", "id").values_list("job_id", flat=True))
+    assert order.index(theirs.pk) <= 3  # globex's one job waits for one turn of acme's, not its backlog
+
+
+def test_a_queues_global_rate_and_a_kind_limited_on_its_own_are_apart(acme, settings):
+    settings.JOBS_QUEUE_LIMITS = {"high": {"global_rate": 1}}
+    first_second = int(time.time())
+    for text in "abcd":
+        enqueue("tests.echo", tenant=acme, payload={"text": text})
+    seconds = int(time.time()) - first_second + 1  # the rate is counted per calendar second
+    own = enqueue("tests.global_capped", tenant=acme, payload={})  # under its kind's limit only
+    assert Job.objects.get(pk=own.pk).status == Status.QUEUED
+    handed = Job.objects.filter(kind="tests.echo", status=Status.QUEUED).count()
+    held = Job.objects.filter(kind="tests.echo", status=Status.PENDING)
+    assert 1 <= handed <= seconds and held.count() == 4 - handed
+    assert set(held.values_list("progress_message", flat=True)) == {"Waiting: queue high is at its global rate of 1/s."}
+
+
+def test_the_system_check_names_a_bad_queue_limit_and_a_kind_under_two(settings):
+    from jobs.ops.checks import global_limits_check
+
+    settings.JOBS_QUEUE_LIMITS = {"high": {"global_concurrency": 5}, "nowhere": {"global_rate": 2},
+                                  "low": {"global_rate": "fast"}}
+    found = [(problem.id, problem.msg) for problem in global_limits_check(None)]
+    assert [msg for id_, msg in found if id_ == "ops.E006"][0].startswith("JOBS_QUEUE_LIMITS names ['nowhere']")
+    assert "'low'" in [msg for id_, msg in found if id_ == "ops.E007"][0]
+    under_two = [msg.split()[0] for id_, msg in found if id_ == "ops.W002"]
+    assert under_two == ["tests.global_capped", "tests.global_rated"]  # both on "high", limited on their own
