@@ -142,6 +142,7 @@ class ScopedTenantFilter(admin.RelatedFieldListFilter):
     def __init__(self, field, request, params, model, model_admin, field_path):
         self._superuser = request.user.is_superuser
         super().__init__(field, request, params, model, model_admin, field_path)
+        self.empty_value_display = "None (system-wide)"  # system jobs and schedules, platform tokens
 
 
 def when_html(value: datetime | None, now: datetime | None = None) -> str:

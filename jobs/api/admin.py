@@ -56,7 +56,7 @@ class ApiTokenAdmin(TenantScopedAdmin):
     list_filter = [StateFilter, "scope", ("tenant", ScopedTenantFilter)]
     search_fields = ["name", "prefix"]
     list_select_related = ["tenant", "created_by", "revoked_by"]
-    readonly_fields = ["prefix", "tenant", "scope", "created_by", "created_at", "last_used_at", "state",
+    readonly_fields = ["prefix", "reach", "scope", "created_by", "created_at", "last_used_at", "state",
                        "revoked_at", "revoked_by"]
     actions = ["revoke_tokens"]
     change_form_template = "admin/api/apitoken/change_form.html"

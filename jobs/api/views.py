@@ -114,7 +114,9 @@ api = NinjaAPI(
     description="A tenant's background jobs for integrating code. Authenticate with "
                 "`Authorization: Bearer <token>` (tokens are made in the admin, per tenant). A token acts with "
                 "its maker's role as it is at each request: reads need a viewer, writes a read-write token "
-                "and an operator (or admin), else 403 `forbidden_role`. "
+                "and an operator (or admin; schedules, cleaning and the kill switch need an admin), else 403 "
+                "`forbidden_role`. Platform tokens (made by superusers, tied to no tenant) reach only the "
+                "`platform` operations and `GET /token`. "
                 "Every error is `{\"error\": {\"code\", \"message\", \"field\"?}}`.",
     urls_namespace="api-v1",
     auth=TokenAuth(),

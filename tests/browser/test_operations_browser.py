@@ -59,6 +59,35 @@ def test_a_tenant_admin_makes_uses_and_revokes_an_api_token(browser_page, live_s
     expect(page.locator("#result_list")).to_contain_text("Revoked")
 
 
+def test_a_superuser_makes_a_platform_token_that_reads_every_queue_and_no_tenants_jobs(browser_page, live_server,
+                                                                                        acme, root):
+    page = browser_page
+    log_in(page, live_server, "root", "root-pw-1", "/admin/api/apitoken/add/")
+    expect(page.locator(".field-tenant .help")).to_contain_text("Empty for a platform token")
+    page.fill("#id_name", "runbooks")  # the tenant left empty
+    page.select_option("#id_scope", "read-write")
+    page.click("input[name=_save]")
+    secret = page.input_value("#api-token")
+    headers = {"Authorization": f"Bearer {secret}"}
+    queues = requests.get(f"{live_server.url}/api/v1/platform/queues", headers=headers, timeout=10)
+    assert queues.status_code == 200 and {row["name"] for row in queues.json()} >= {"default", "high"}
+    paused = requests.post(f"{live_server.url}/api/v1/queues/low/pause", json={"reason": "drill"}, headers=headers,
+                           timeout=10)
+    assert paused.status_code == 200, paused.text
+    jobs = requests.get(f"{live_server.url}/api/v1/jobs", headers=headers, timeout=10)
+    assert jobs.status_code == 403 and jobs.json()["error"]["code"] == "platform_token"
+    page.goto(f"{live_server.url}/admin/api/apitoken/")
+    row = page.locator("#result_list tbody tr").filter(has_text="runbooks")
+    expect(row).to_contain_text("Platform")
+    shoot(page, "api-token-platform-list")
+    page.goto(f"{live_server.url}/admin/jobs/auditevent/")
+    expect(page.locator("#result_list")).to_contain_text("Read through the API")
+    expect(page.locator("#result_list")).to_contain_text("Pause queue")
+    shoot(page, "api-token-platform-audit")
+    page.goto(f"{live_server.url}/admin/jobs/job/queues/")
+    expect(page.locator('tr[data-queue="low"] .paused')).to_contain_text("paused since")
+
+
 def test_the_admin_shows_a_banner_while_redis_is_unreachable(browser_page, live_server, redis_server, acme, root,
                                                               settings):
     page = browser_page
