@@ -8,6 +8,7 @@ import pytest
 
 from jobs import enqueue, relay, transport
 from jobs.models import ACTIVE_STATUSES, Attempt, Job, Status
+from jobs.ops.checks import global_limits_check
 from jobs.registry import GlobalLimit, global_limits
 from tenants.models import Tenant
 from tests.jobs import kinds  # noqa: F401 (registers the test kinds)
@@ -100,8 +101,6 @@ def test_a_queues_global_rate_and_a_kind_limited_on_its_own_are_apart(acme, sett
 
 
 def test_the_system_check_names_a_bad_queue_limit_and_a_kind_under_two(settings):
-    from jobs.ops.checks import global_limits_check
-
     settings.JOBS_QUEUE_LIMITS = {"high": {"global_concurrency": 5}, "nowhere": {"global_rate": 2},
                                   "low": {"global_rate": "fast"}}
     found = [(problem.id, problem.msg) for problem in global_limits_check(None)]
