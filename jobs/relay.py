@@ -150,12 +150,13 @@ def hold_reason(count: int, *, queue: str, tenant_id: int | None, kind: str) -> 
         return HELD_KIND_LIMIT
     rate = kind_rates().get(kind)
     if rate is not None:
+        second = int(time.time())
         try:
-            granted = transport.rate_take(f"{tenant_id}:{kind}", count, rate)
+            granted = transport.rate_take(f"{tenant_id}:{kind}", count, rate, second=second)
         except transport.TransportError:
             return ""
         if granted < count:
-            transport.rate_return(f"{tenant_id}:{kind}", granted)
+            transport.rate_return(f"{tenant_id}:{kind}", granted, second=second)
             return HELD_RATE
     load.admitted[tenant_id] += count
     load.admitted[tenant_id, kind] += count
@@ -379,7 +380,9 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
         kind_room = {kind: cap - active.get(kind, 0) for kind, cap in caps.items()}
         kind_room.update(dict.fromkeys(global_limits(), 0))  # handed over by `global_refill` only
         # This second's hand-overs of rate-limited kinds, taken now; what the pick does not use goes back.
-        granted = {kind: transport.rate_take(f"{tenant_id}:{kind}", max(0, min(room, kind_room.get(kind, room))), rate)
+        second = int(time.time())
+        granted = {kind: transport.rate_take(f"{tenant_id}:{kind}", max(0, min(room, kind_room.get(kind, room))), rate,
+                                             second=second)
                    for kind, rate in kind_rates().items()} if room > 0 else {}
         kind_room.update(granted)
         if room <= 0:
@@ -396,7 +399,8 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
             due.filter(status__in=(Status.SCHEDULED, Status.RETRYING)).exclude(
                 pk__in=[row[0] for row in picked]).transition(Status.PENDING, progress_message=HELD_AT_LIMIT)
     for kind, tokens in granted.items():
-        transport.rate_return(f"{tenant_id}:{kind}", tokens - sum(1 for row in picked if row[2] == kind))
+        transport.rate_return(f"{tenant_id}:{kind}", tokens - sum(1 for row in picked if row[2] == kind),
+                              second=second)
     if not picked:
         return 0
     # The order RQ gets them in (an UPDATE returns rows in no set order): by priority, then oldest (ids are
@@ -464,8 +468,9 @@ def global_refill(scope: GlobalScope) -> int:
         room = settings.JOBS_RELAY_BATCH
         if limit.concurrency is not None:
             room = min(room, limit.concurrency - scope.jobs(Job.objects.filter(status__in=ACTIVE_STATUSES)).count())
-        granted = transport.rate_take(f"global:{scope.key}", max(0, room), limit.rate) if limit.rate and room > 0 \
-            else None
+        second = int(time.time())
+        granted = transport.rate_take(f"global:{scope.key}", max(0, room), limit.rate, second=second) \
+            if limit.rate and room > 0 else None
         if granted is not None:
             room = granted
         picked = _pick_across_tenants(scope, now, room) if room > 0 else []
@@ -475,7 +480,7 @@ def global_refill(scope: GlobalScope) -> int:
         scope.jobs(Job.objects.due(now).filter(status__in=(Status.SCHEDULED, Status.RETRYING))).exclude(
             pk__in=[row[0] for row in picked]).transition(Status.PENDING, progress_message=scope.reason)
     if granted is not None:
-        transport.rate_return(f"global:{scope.key}", granted - len(picked))
+        transport.rate_return(f"global:{scope.key}", granted - len(picked), second=second)
     if not picked:
         return 0
     slugs = dict(Tenant.objects.filter(pk__in={row[8] for row in picked if row[8]}).values_list("pk", "slug"))

@@ -23,6 +23,18 @@ from jobs.schedules.services import schedules_sync, system_schedules_ensure
 logger = logging.getLogger(__name__)
 
 
+TICK_OFFSET = 0.01  # just past the boundary, so a clock a few milliseconds behind is in the new second
+
+
+def until_next_tick(now: float | None = None) -> float:
+    """Seconds to the next whole multiple of JOBS_TICK_SECONDS on the wall clock. Limits by rate count per
+    calendar second (`transport.rate_take`): a tick early in every second hands over that second's
+    share, where ticks a second apart from whenever the process started would now and then miss one."""
+    tick = settings.JOBS_TICK_SECONDS
+    now = time.time() if now is None else now
+    return tick - now % tick + TICK_OFFSET if tick > 0 else 0.0
+
+
 class TrackedScheduler(DjangoScheduler):
     def run(self, burst: bool = False) -> None:
         self._register_birth_when_reachable()
@@ -44,6 +56,8 @@ class TrackedScheduler(DjangoScheduler):
                         next_reconcile = now + settings.JOBS_RECONCILE_SECONDS
                         if reconciler.reconcile_if_leader() is not None:
                             schedules_sync()
+                        else:
+                            relay()  # another process ran the pass: this tick still hands over what is due
                     else:
                         relay()
                 except transport.TransportError as exc:
@@ -53,7 +67,7 @@ class TrackedScheduler(DjangoScheduler):
                     close_old_connections()
                 if burst:
                     break
-                time.sleep(max(0.0, settings.JOBS_TICK_SECONDS - (time.monotonic() - now)))
+                time.sleep(until_next_tick())
         finally:
             try:
                 self.remove_lock()

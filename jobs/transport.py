@@ -365,9 +365,10 @@ def schedulers_alive(*, within: float | None = None) -> list[tuple[str, float]]:
     return sorted((name, age) for name, age in beats.items() if age <= within)
 
 
-def rate_take(key: str, wanted: int, limit: int) -> int:
-    """Take up to `wanted` of this second's `limit` hand-overs counted under `key`; how many were granted."""
-    second = int(time.time())
+def rate_take(key: str, wanted: int, limit: int, *, second: int | None = None) -> int:
+    """Take up to `wanted` of `second`'s (this second's) `limit` hand-overs counted under `key`; how many
+    were granted. A caller that may give some back passes the second to both calls."""
+    second = int(time.time()) if second is None else second
     name = f"jobs:rate:{key}:{second}"
     with get_connection().pipeline() as pipe:
         pipe.incrby(name, wanted)
@@ -379,10 +380,11 @@ def rate_take(key: str, wanted: int, limit: int) -> int:
     return wanted - over
 
 
-def rate_return(key: str, unused: int) -> None:
-    """Give back hand-overs taken with `rate_take` this second but not used."""
+def rate_return(key: str, unused: int, *, second: int) -> None:
+    """Give back hand-overs taken with `rate_take` for `second` but not used: to that second's count, not
+    the next one's (which they would push over its limit)."""
     if unused > 0:
-        get_connection().decrby(f"jobs:rate:{key}:{int(time.time())}", unused)
+        get_connection().decrby(f"jobs:rate:{key}:{second}", unused)
 
 
 @dataclass(frozen=True)

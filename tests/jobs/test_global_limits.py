@@ -108,3 +108,11 @@ def test_the_system_check_names_a_bad_queue_limit_and_a_kind_under_two(settings)
     assert "'low'" in [msg for id_, msg in found if id_ == "ops.E007"][0]
     under_two = [msg.split()[0] for id_, msg in found if id_ == "ops.W002"]
     assert under_two == ["tests.global_capped", "tests.global_rated"]  # both on "high", limited on their own
+
+
+def test_unused_hand_overs_go_back_to_the_second_they_were_taken_from(private_redis):
+    assert transport.rate_take("t:k", 3, 3, second=1000) == 3
+    assert transport.rate_take("t:k", 3, 3, second=1001) == 3  # the next second: its own three
+    transport.rate_return("t:k", 2, second=1000)  # given back after the clock moved on
+    assert transport.rate_take("t:k", 3, 3, second=1001) == 0  # the next second is not pushed over its limit
+    assert transport.rate_take("t:k", 3, 3, second=1000) == 2

@@ -9,13 +9,13 @@ import pytest
 import time_machine
 from django.db import IntegrityError, transaction
 
-from jobs import transport
+from jobs import enqueue, transport
 from jobs.models import Job, Source, Status
 from jobs.schedules.models import MisfirePolicy, RunOutcome, Schedule, ScheduleRun
 from jobs.schedules.services import (
     schedule_delete, schedule_fire_due, schedule_save, schedules_set_enabled, schedules_sync,
 )
-from jobs.scheduler_process import TrackedScheduler
+from jobs.scheduler_process import TICK_OFFSET, TrackedScheduler, until_next_tick
 from tests.jobs import kinds  # noqa: F401  (registers tests.echo)
 
 pytestmark = pytest.mark.django_db
@@ -236,3 +236,19 @@ def test_a_scheduler_that_dies_holding_rq_schedulers_lock_holds_the_others_up_fo
     assert dying.acquire_lock()  # ... and never removes it
     assert 0 < private_redis.client().ttl(dying.scheduler_lock_key) <= 11
     assert not transport.get_scheduler().acquire_lock()  # the lock still means something while it lives
+
+
+def test_ticks_fall_on_whole_seconds_so_every_calendar_second_gets_one(settings):
+    settings.JOBS_TICK_SECONDS = 1
+    assert until_next_tick(100.3) == pytest.approx(0.7 + TICK_OFFSET)
+    assert until_next_tick(100.999) == pytest.approx(0.001 + TICK_OFFSET)
+    settings.JOBS_TICK_SECONDS = 0.5
+    assert until_next_tick(100.3) == pytest.approx(0.2 + TICK_OFFSET)
+
+
+def test_a_scheduler_that_is_not_the_reconcilers_leader_still_relays_on_that_tick(acme, private_redis):
+    job = enqueue("tests.echo", tenant=acme, payload={"text": "later"}, delay=60)
+    Job.objects.filter(pk=job.pk).update(run_at=datetime.now(UTC) - timedelta(seconds=1))  # due now
+    assert transport.acquire_lock("jobs:reconcile:lock", ttl=30)  # another scheduler leads the passes
+    transport.get_scheduler().run(burst=True)  # one tick, a reconcile tick
+    assert Job.objects.get(pk=job.pk).status == Status.QUEUED
