@@ -251,6 +251,9 @@ class Job(models.Model):
             # the relay hands them over: one range scan per queue.
             models.Index(fields=["tenant", "queue", "-priority", "id"], name="job_pending_by_tenant",
                          condition=Q(status="pending")),
+            # The same by kind, for kinds limited across tenants: each tenant's next few in one range scan.
+            models.Index(fields=["kind", "tenant", "-priority", "id"], name="job_pending_by_kind",
+                         condition=Q(status="pending")),
             # The fairness count: a tenant's (and kind's) queued and running jobs, after every few
             # attempts. In the composite index above that range fills with dead entries as jobs pass
             # through it (a count read thousands of pages mid-backlog); this small one stays compact.

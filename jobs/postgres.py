@@ -11,7 +11,9 @@ the same.
 """
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from django.db import connection
@@ -168,6 +170,62 @@ def _assignments(model, values: dict[str, Any]) -> tuple[str, list[Any]]:
         params.append(field.get_db_prep_save(value, connection))
     return ", ".join(parts), params
 
+
+
+# Every tenant with a waiting job, one index probe each (a skip scan of `job_pending_by_tenant`), however
+# many jobs wait.
+TENANTS_WAITING_SQL = """
+WITH RECURSIVE tenants(id) AS (
+    (SELECT tenant_id FROM jobs_job WHERE status = 'pending' AND tenant_id IS NOT NULL ORDER BY tenant_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT tenant_id FROM jobs_job WHERE status = 'pending' AND tenant_id > tenants.id
+            ORDER BY tenant_id LIMIT 1)
+    FROM tenants WHERE tenants.id IS NOT NULL
+)
+SELECT id FROM tenants WHERE id IS NOT NULL
+"""
+
+
+def global_candidates(*, field: str, name: str, excluded_kinds: list[str], now, room: int, paused_queues: list[str],
+                      paused_tenants: Collection[int], fields: tuple[str, ...]) -> list[tuple]:
+    """What a refill under a limit across tenants chooses from (`field` "kind" or "queue" equal to `name`;
+    jobs of `excluded_kinds` are under limits of their own): each waiting tenant's first jobs by priority,
+    then age, enough for every tenant to have turns in `room` hand-overs (about 4 x `room` rows in all);
+    the system's likewise; and up to 4 x `room` due retries and delayed jobs, the longest due first. Rows
+    are `fields` and the tenant id.
+
+    Bounded by the tenants with waiting work and by `room`, whatever the backlog: the tenants come from a
+    skip scan, each tenant's rows from a range scan with a LIMIT (`job_pending_by_kind` for a kind,
+    `job_pending_by_tenant` for a queue). Ranking every waiting row of the kind instead cost 50 ms per
+    refill at 100,000 and 250 ms at 400,000."""
+    assert field in ("kind", "queue")
+    columns = ", ".join(f"job.{column}" for column in fields)
+    scope = f"job.{field} = %(name)s AND job.queue <> ALL(%(paused_queues)s) AND job.kind <> ALL(%(excluded)s)"
+    sql = f"""
+        SELECT picked.* FROM unnest(%(tenants)s::bigint[]) AS tenants(id) CROSS JOIN LATERAL (
+            SELECT {columns}, job.tenant_id FROM jobs_job job
+            WHERE job.status = 'pending' AND job.tenant_id = tenants.id AND {scope}
+            ORDER BY job.priority DESC, job.id LIMIT %(per_tenant)s
+        ) picked
+        UNION ALL
+        (SELECT {columns}, job.tenant_id FROM jobs_job job
+         WHERE job.status = 'pending' AND job.tenant_id IS NULL AND {scope}
+         ORDER BY job.priority DESC, job.id LIMIT %(room)s)
+        UNION ALL
+        (SELECT {columns}, job.tenant_id FROM jobs_job job
+         WHERE job.status IN ('scheduled', 'retrying') AND job.run_at <= %(now)s AND {scope}
+           AND (job.tenant_id IS NULL OR job.tenant_id <> ALL(%(paused_tenants)s::bigint[]))
+         ORDER BY job.run_at LIMIT %(timed)s)
+    """
+    with _server_cursor() as cursor:
+        cursor.execute(TENANTS_WAITING_SQL, prepare=True)
+        paused = set(paused_tenants)
+        tenants = [row[0] for row in cursor.fetchall() if row[0] not in paused]
+        per_tenant = min(room, max(2, math.ceil(4 * room / max(1, len(tenants)))))
+        cursor.execute(sql, {"name": name, "excluded": excluded_kinds, "paused_queues": paused_queues, "room": room,
+                             "tenants": tenants, "per_tenant": per_tenant, "paused_tenants": sorted(paused),
+                             "now": now, "timed": room * 4})
+        return cursor.fetchall()
 
 
 def refill_pick(*, tenant_id: int, now, room: int, queues: list[str], paused: list[str], kind_room: dict[str, int],

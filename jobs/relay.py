@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -495,13 +495,18 @@ def _pick_across_tenants(scope: GlobalScope, now, room: int) -> list[tuple]:
     running, so the tenant holding fewest slots goes first. Paused queues and tenants are skipped, and
     tenants at their own limit."""
     load = tenant_load(fresh=True)
-    due = (scope.jobs(Job.objects.due(now)).exclude(queue__in=paused_queues())
-           .exclude(tenant_id__in=load.paused))
-    ranked = (due.annotate(turn=Window(RowNumber(), partition_by=[F("tenant_id")],
-                                       order_by=[F("priority").desc(), F("id").asc()]))
-              .filter(turn__lte=room).order_by("turn", "-priority", "id")
-              .values_list(*PICK_FIELDS, "tenant_id", "turn"))
-    rows = list(ranked[: room * 4])  # some may belong to tenants at their limit
+    if postgres.supported():
+        rows = _turns(postgres.global_candidates(
+            field=scope.field, name=scope.name, excluded_kinds=list(global_limits()) if scope.field == "queue" else [],
+            now=now, room=room, paused_queues=sorted(paused_queues()), paused_tenants=load.paused, fields=PICK_FIELDS))
+    else:
+        due = (scope.jobs(Job.objects.due(now)).exclude(queue__in=paused_queues())
+               .exclude(tenant_id__in=load.paused))
+        ranked = (due.annotate(turn=Window(RowNumber(), partition_by=[F("tenant_id")],
+                                           order_by=[F("priority").desc(), F("id").asc()]))
+                  .filter(turn__lte=room).order_by("turn", "-priority", "id")
+                  .values_list(*PICK_FIELDS, "tenant_id", "turn"))
+        rows = list(ranked[: room * 4])  # some may belong to tenants at their limit
     tenants = {row[8] for row in rows if row[8] is not None}
     active = Job.objects.filter(tenant_id__in=tenants, status__in=ACTIVE_STATUSES)
     busy = dict(active.values_list("tenant_id").annotate(n=Count("id")).order_by())
@@ -521,6 +526,19 @@ def _pick_across_tenants(scope: GlobalScope, now, room: int) -> list[tuple]:
             allowed[row[8]] -= 1
         picked.append(row[:9])
     return picked
+
+
+def _turns(candidates: list[tuple]) -> list[tuple]:
+    """Each row with its turn within its tenant (1 for its highest priority, then oldest), as the rows
+    `_pick_across_tenants` ranks: the fields, the tenant id, the turn."""
+    by_tenant: dict[int | None, list[tuple]] = defaultdict(list)
+    for row in candidates:
+        by_tenant[row[8]].append(row)
+    turns = []
+    for rows in by_tenant.values():
+        rows.sort(key=lambda row: (-row[7], row[0]))
+        turns.extend((*row, turn) for turn, row in enumerate(rows, start=1))
+    return turns
 
 
 def _global_scopes_with_due_work(job_ids: Collection[UUID] | None) -> list[GlobalScope]:

@@ -3,8 +3,10 @@ relay with tenants served in turn."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from jobs import enqueue, relay, transport
 from jobs.models import ACTIVE_STATUSES, Attempt, Job, Status
@@ -116,3 +118,24 @@ def test_unused_hand_overs_go_back_to_the_second_they_were_taken_from(private_re
     transport.rate_return("t:k", 2, second=1000)  # given back after the clock moved on
     assert transport.rate_take("t:k", 3, 3, second=1001) == 0  # the next second is not pushed over its limit
     assert transport.rate_take("t:k", 3, 3, second=1000) == 2
+
+
+def test_the_bounded_pick_chooses_what_ranking_every_waiting_row_would(acme, globex, settings, monkeypatch):
+    settings.JOBS_KIND_LIMITS = {"tests.echo": {"global_rate": 1}}  # everything held: nothing handed over yet
+    initech = Tenant.objects.create(name="Initech", slug="initech")
+    paused = Tenant.objects.create(name="Paused", slug="paused", paused_at=timezone.now())
+    for tenant, count in ((acme, 30), (globex, 3), (initech, 1), (paused, 5)):
+        for n in range(count):
+            enqueue("tests.echo", tenant=tenant, payload={"text": str(n)}, priority=1 + n % 10)
+    retry = enqueue("tests.echo", tenant=globex, payload={"text": "due retry"})
+    Job.objects.filter(pk=retry.pk).update(status=Status.RETRYING, run_at=timezone.now() - timedelta(seconds=5))
+    relay.forget_tenant_load()
+    scope = relay.global_scope("tests.echo", "high")
+    now = timezone.now()
+    bounded = relay._pick_across_tenants(scope, now, 12)
+    monkeypatch.setattr("jobs.postgres.supported", lambda: False)
+    ranked = relay._pick_across_tenants(scope, now, 12)
+    assert [row[0] for row in bounded] == [row[0] for row in ranked]
+    tenants = [row[8] for row in bounded]
+    assert paused.pk not in tenants and {acme.pk, globex.pk, initech.pk} <= set(tenants) and len(bounded) == 12
+    assert retry.pk in [row[0] for row in bounded]
