@@ -450,6 +450,12 @@ def global_scope(kind: str, queue: str) -> GlobalScope | None:
     return GlobalScope("queue", queue, limit) if limit is not None else None
 
 
+def global_scopes() -> list[GlobalScope]:
+    """Every limit across tenants: the kinds' (`@job_kind`, JOBS_KIND_LIMITS), then the queues'."""
+    return ([GlobalScope("kind", name, limit) for name, limit in sorted(global_limits().items())]
+            + [GlobalScope("queue", name, limit) for name, limit in sorted(queue_limits().items())])
+
+
 def _not_refilled_queues() -> set[str]:
     """Queues a tenant's refill takes nothing from: paused ones, and those limited across tenants (their
     jobs go through `global_refill`)."""

@@ -19,7 +19,7 @@ from django.db.models.functions import Cast, TruncHour
 from django.http import QueryDict
 from django.utils import timezone
 
-from jobs import transport
+from jobs import relay, transport
 from jobs.stats import Bar
 from jobs.models import (
     SHORT_ID_LENGTH, UNFINISHED, Attempt, AuditEvent, AuditEventJob, Job, QueueState, Status, short_id_expression,
@@ -180,6 +180,26 @@ def queue_overview(*, jobs: QuerySet[Job], now: datetime | None = None) -> list[
         row.workers = None if workers is None else workers.get(row.name, 0)
         row.tenants = sorted((tenant, dict(counts)) for tenant, counts in per_tenant[row.name].items())
     return list(rows.values())
+
+
+@dataclass
+class LimitRow:
+    """A limit across tenants and, among `jobs`, what is under it now."""
+    scope: relay.GlobalScope
+    busy: int  # queued or running
+    waiting: int  # held for it
+
+    @property
+    def subject(self) -> str:
+        return self.scope.name if self.scope.field == "kind" else f"queue {self.scope.name}"
+
+
+def global_limit_rows(*, jobs: QuerySet[Job]) -> list[LimitRow]:
+    """Each limit across tenants with the jobs of `jobs` (a user's scope) under it: queued or running, and
+    waiting for it. Two counts per limit, over the small active and pending indexes."""
+    return [LimitRow(scope=scope, busy=scope.jobs(jobs.filter(status__in=(Status.QUEUED, Status.RUNNING))).count(),
+                     waiting=scope.jobs(jobs.filter(status=Status.PENDING)).count())
+            for scope in relay.global_scopes()]
 
 
 def throughput_by_hour(*, user, hours: int = 24, now: datetime | None = None) -> list[Bar]:

@@ -23,11 +23,13 @@ class QueuePages:
     def queues_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        rows = selectors.queue_overview(jobs=selectors.job_list_for_user(user=request.user))
+        visible = selectors.job_list_for_user(user=request.user)
+        rows = selectors.queue_overview(jobs=visible)
         buckets = selectors.throughput_by_hour(user=request.user)
         context = {
             "title": "Queues",
             "rows": rows,
+            "limits": selectors.global_limit_rows(jobs=visible),
             "chart": throughput_svg(buckets),
             "buckets": buckets,
             "can_pause": request.user.is_superuser,

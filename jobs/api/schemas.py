@@ -299,6 +299,21 @@ class PlatformQueueOut(QueueOut):
     tenants: list[TenantCountsOut] = Field(description="The counts by tenant.")
 
 
+class LimitOut(Schema):
+    on: Literal["kind", "queue"]
+    name: str
+    concurrency: int | None = Field(description="Queued or running at once, across tenants; null: no such limit.")
+    rate: int | None = Field(description="Handed to workers a second, across tenants; null: no such limit.")
+    busy: int = Field(description="Jobs under it queued or running now.")
+    waiting: int = Field(description="Jobs held in the database for it.")
+
+    @classmethod
+    def of(cls, row) -> LimitOut:
+        scope = row.scope
+        return cls(on=scope.field, name=scope.name, concurrency=scope.limit.concurrency, rate=scope.limit.rate,
+                   busy=row.busy, waiting=row.waiting)
+
+
 class Latency(Schema):
     at_most_seconds: float | None = Field(description="The upper edge of the latency bucket (0.01 s to 3600 s) "
                                                       "the percentile falls in; null: over an hour.")

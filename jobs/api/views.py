@@ -20,6 +20,7 @@ from jobs.api.errors import ApiError
 from jobs.api.models import ApiToken
 from jobs.batches import batch_counts
 from jobs.models import UNFINISHED, AuditAction, AuditState, Job
+from jobs.selectors import global_limit_rows
 from jobs.services import RETRYABLE
 from jobs.stats import finished_figures
 from tenants.models import Tenant
@@ -34,8 +35,8 @@ ScheduleChangeIn = schemas.schedule_change_schema(PUBLIC_KINDS)
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # What a platform token (no tenant) may reach, by URL name; a tenant's token reaches everything else.
-PLATFORM_OPERATIONS = frozenset({"platform_queues", "platform_tenants", "platform_stats", "queue_pause",
-                                 "queue_resume"})
+PLATFORM_OPERATIONS = frozenset({"platform_queues", "platform_limits", "platform_tenants", "platform_stats",
+                                 "queue_pause", "queue_resume"})
 ANY_TOKEN = frozenset({"token_get"})
 # The job actions the audit trail has an action of their own for, by URL name; any other refused write
 # (an enqueue, say) is recorded as an API write naming the request.
@@ -451,6 +452,14 @@ def platform_queues(request: HttpRequest) -> Any:
              "tenants": [{"tenant": tenant, "counts": {**dict.fromkeys(UNFINISHED, 0), **counts}}
                          for tenant, counts in row.tenants]}
             for row in selectors.api_queue_stats(tenant=None)]
+
+
+@api.get("/platform/limits", response={200: list[schemas.LimitOut], **COMMON},
+         summary="Limits across tenants", tags=["platform"])
+def platform_limits(request: HttpRequest) -> Any:
+    """Each kind and queue limited across every tenant, with the jobs under it queued or running and those
+    waiting for it, as the queues page shows them. Platform tokens only."""
+    return [schemas.LimitOut.of(row) for row in global_limit_rows(jobs=Job.objects.all())]
 
 
 @api.get("/platform/tenants", response={200: list[schemas.TenantStatsOut], **COMMON},

@@ -105,7 +105,7 @@ def test_it_serves_its_openapi_schema_without_a_token(anonymous):
                                     "/api/v1/kinds", "/api/v1/token", "/api/v1/tenant/stats", "/api/v1/schedules",
                                     "/api/v1/schedules/{schedule_id}", "/api/v1/schedules/{schedule_id}/pause",
                                     "/api/v1/schedules/{schedule_id}/resume", "/api/v1/schedules/{schedule_id}/run",
-                                    "/api/v1/platform/queues", "/api/v1/platform/tenants", "/api/v1/platform/stats",
+                                    "/api/v1/platform/queues", "/api/v1/platform/limits", "/api/v1/platform/tenants", "/api/v1/platform/stats",
                                     "/api/v1/queues/{name}/pause", "/api/v1/queues/{name}/resume"}
     assert served["components"]["securitySchemes"] == {"TokenAuth": {"type": "http", "scheme": "bearer"}}
 
@@ -114,7 +114,7 @@ def test_it_serves_a_schema_valid_against_the_openapi_specification(anonymous):
     loaded = schemathesis.openapi.from_dict(anonymous.get("/api/v1/openapi.json").json())
     loaded.validate()  # raises on a schema that breaks the OpenAPI 3.1 meta-schema
     # get and post of /jobs and /schedules; get and delete of a job; get, patch and delete of a schedule; one each else
-    assert len(list(loaded.get_all_operations())) == 33
+    assert len(list(loaded.get_all_operations())) == 34
 
 
 def test_it_documents_each_kinds_payload_and_every_error_response(anonymous):

@@ -15,6 +15,7 @@ from jobs.api.services import api_token_create
 from jobs.models import AuditAction, AuditEvent, AuditState, Job, QueueState, Status
 from jobs.staff import staff_queue_pause
 from tests.api.conftest import Caller, assert_error
+from tests.jobs import kinds  # noqa: F401 (registers the kinds limited across tenants)
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +49,9 @@ def test_it_reads_every_tenants_queues_and_figures(platform, acme, globex):
     assert (stats["range"], stats["succeeded"], stats["failed"], stats["failure_rate"]) == ("1h", 3, 1, 0.25)
     assert stats["kinds"][0]["kind"] == "diagnostics.ping" and stats["run_p50"] == {"at_most_seconds": 0.01}
     assert_error(platform.get("/api/v1/platform/stats", {"range": "1y"}), 422, field="range")
+    assert platform.get("/api/v1/platform/limits").json() == [
+        {"on": "kind", "name": "tests.global_capped", "concurrency": 2, "rate": None, "busy": 0, "waiting": 0},
+        {"on": "kind", "name": "tests.global_rated", "concurrency": None, "rate": 3, "busy": 0, "waiting": 0}]
     token = platform.get("/api/v1/token").json()
     assert (token["platform"], token["tenant"]) == (True, None)
 
@@ -87,7 +91,8 @@ def test_it_reaches_no_tenants_jobs_and_a_tenant_token_reaches_no_platform(platf
                      403, "platform_token")
     refused = AuditEvent.objects.filter(actor_name__contains=platform.row.prefix, state=AuditState.REFUSED)
     assert refused.count() == 8
-    for method, path in [("GET", "/api/v1/platform/queues"), ("GET", "/api/v1/platform/tenants"),
+    for method, path in [("GET", "/api/v1/platform/queues"), ("GET", "/api/v1/platform/limits"),
+                         ("GET", "/api/v1/platform/tenants"),
                          ("GET", "/api/v1/platform/stats"), ("POST", "/api/v1/queues/default/pause"),
                          ("POST", "/api/v1/queues/default/resume")]:
         assert_error(writer.request(method, path), 403, "needs_platform_token")

@@ -60,7 +60,10 @@ def test_a_tenant_admin_makes_uses_and_revokes_an_api_token(browser_page, live_s
 
 
 def test_a_superuser_makes_a_platform_token_that_reads_every_queue_and_no_tenants_jobs(browser_page, live_server,
-                                                                                        acme, root):
+                                                                                        acme, root, settings):
+    settings.JOBS_QUEUE_LIMITS = {"default": {"global_rate": 1}}
+    for n in range(3):
+        enqueue("diagnostics.ping", tenant=acme, payload={"steps": n + 1})  # one a second: some wait
     page = browser_page
     log_in(page, live_server, "root", "root-pw-1", "/admin/api/apitoken/add/")
     expect(page.locator(".field-tenant .help")).to_contain_text("Empty for a platform token")
@@ -86,6 +89,14 @@ def test_a_superuser_makes_a_platform_token_that_reads_every_queue_and_no_tenant
     shoot(page, "api-token-platform-audit")
     page.goto(f"{live_server.url}/admin/jobs/job/queues/")
     expect(page.locator('tr[data-queue="low"] .paused')).to_contain_text("paused since")
+    limit = page.locator('#global-limits tr[data-limit="queue:default"]')
+    expect(limit).to_contain_text("queue default")
+    waiting = int(limit.locator("td").nth(4).inner_text())
+    assert 1 <= waiting <= 2  # one a second was handed over
+    limit.locator("a").click()
+    expect(page.locator("#result_list tbody tr")).to_have_count(waiting)
+    page.goto(f"{live_server.url}/admin/jobs/job/queues/")
+    shoot(page, "queues-global-limits")
 
 
 def test_the_admin_shows_a_banner_while_redis_is_unreachable(browser_page, live_server, redis_server, acme, root,
