@@ -149,3 +149,13 @@ def test_a_tenants_token_reads_its_own_figures(writer, acme, globex):
     figures = stats["figures"]
     assert (figures["succeeded"], figures["failed"], figures["range"]) == (2, 0, "24h")
     assert [kind["kind"] for kind in figures["kinds"]] == ["diagnostics.ping"]
+
+
+def test_a_tenant_admin_neither_sees_nor_revokes_a_platform_token(platform, alice, client):
+    client.force_login(alice)
+    assert "runbooks" not in client.get("/admin/api/apitoken/").content.decode()
+    assert client.get(f"/admin/api/apitoken/{platform.row.pk}/change/").status_code in (302, 403, 404)
+    assert client.post(f"/admin/api/apitoken/{platform.row.pk}/revoke/").status_code in (302, 403, 404)
+    client.post("/admin/api/apitoken/", {"action": "revoke_tokens", "_selected_action": [platform.row.pk]})
+    platform.row.refresh_from_db()
+    assert platform.row.revoked_at is None and platform.get("/api/v1/platform/queues").status_code == 200
