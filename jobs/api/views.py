@@ -76,37 +76,32 @@ class TokenAuth(HttpAuthBase):
         request_line = f"{request.method} {request.path}"
         write = request.method not in READ_METHODS
         action = AUDITED_WRITES.get(match.url_name, AuditAction.API_WRITE) if write else AuditAction.API_READ
-        refusal = _out_of_reach(token, match.url_name)
-        if refusal is not None:
-            if token.is_platform:
-                services.api_platform_call_record(token=token, action=action, request_line=request_line,
-                                                  refused=refusal.message)
-            raise refusal
-        if write:
-            try:
+        try:
+            _check_reach(token, match.url_name)
+            if write:
                 services.api_token_authorize_write(token=token, action=action, job_id=match.kwargs.get("job_id"),
                                                    request_line=request_line)
-            except services.TokenRefused as exc:
-                if token.is_platform:
-                    services.api_platform_call_record(token=token, action=action, request_line=request_line,
-                                                      refused=str(exc))
-                raise
-        elif token.is_platform:
+        except (ApiError, services.TokenRefused) as exc:
+            if token.is_platform:  # its every call is recorded, a refused one too
+                services.api_platform_call_record(token=token, action=action, request_line=request_line,
+                                                  refused=str(exc))
+            raise
+        if token.is_platform and not write:  # a write records its own event
             services.api_platform_call_record(token=token, action=action, request_line=request_line)
         return token
 
 
-def _out_of_reach(token: ApiToken, operation: str) -> ApiError | None:
+def _check_reach(token: ApiToken, operation: str) -> None:
+    """A platform token reaches the platform's operations only; a tenant's token, everything else."""
     if operation in ANY_TOKEN:
-        return None
+        return
     if token.is_platform and operation not in PLATFORM_OPERATIONS:
-        return ApiError(403, f"Token {token.prefix} is a platform token: it reaches /platform and the queues' "
-                             "pause and resume; a tenant's jobs, schedules and batches need that tenant's token.",
-                        code="platform_token")
+        raise ApiError(403, f"Token {token.prefix} is a platform token: it reaches /platform and the queues' "
+                            "pause and resume; a tenant's jobs, schedules and batches need that tenant's token.",
+                       code="platform_token")
     if not token.is_platform and operation in PLATFORM_OPERATIONS:
-        return ApiError(403, f"This needs a platform token (made by a superuser, tied to no tenant); token "
-                             f"{token.prefix} is {token.tenant.slug}'s.", code="needs_platform_token")
-    return None
+        raise ApiError(403, f"This needs a platform token (made by a superuser, tied to no tenant); token "
+                            f"{token.prefix} is {token.tenant.slug}'s.", code="needs_platform_token")
 
 
 api = NinjaAPI(
