@@ -393,14 +393,16 @@ def _schedule_fields(*, change: bool = False) -> dict[str, Any]:
         return Field(None if change else default, **spec)
 
     return {
-        "name": (str, given(..., max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$", description="Unique in the tenant.")),
+        "name": (str, given(..., max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$", description="Unique in the tenant.",
+                            examples=["nightly export"])),
         "priority": (WholeNumber, given(5, ge=1, le=10, description="Of each job it starts.")),
         "cron": (str, given(..., min_length=1, max_length=120, pattern=TEXT,
                             description="minute hour day-of-month month day-of-week ('30 2 * * 1'), @daily, or "
                                         "@every 15s for kinds that allow it; refused naming `cron` when it is none "
-                                        "of these.")),
+                                        "of these.", examples=["30 2 * * *"])),
         "timezone": (str, given("UTC", min_length=1, max_length=64, pattern=TEXT,
-                                description="An IANA name, e.g. Europe/Berlin; refused naming `timezone` otherwise.")),
+                                description="An IANA name, e.g. Europe/Berlin; refused naming `timezone` otherwise.",
+                                examples=["Europe/Berlin"])),
         "misfire_policy": (Misfire, given("once", description="Runs missed while no scheduler ran: skip them, run "
                                                               "once, or run each (bounded).")),
         "start_at": (DateTime | None, given(None, description="Fire nothing before this.")),
@@ -530,7 +532,7 @@ def bulk_schema(kinds: list[Kind]) -> Any:
 
 BULK_MAX = 1000
 BATCH_NAME = Field(max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$",
-                   description="What staff will recognise it by in the admin.")
+                   description="What staff will recognise it by in the admin.", examples=["march invoices"])
 
 
 def batch_schema(kinds: list[Kind]) -> Any:
