@@ -229,11 +229,13 @@ def global_candidates(*, field: str, name: str, excluded_kinds: list[str], now, 
 
 
 def refill_pick(*, tenant_id: int, now, room: int, queues: list[str], paused: list[str], kind_room: dict[str, int],
-                held_message: str) -> list[tuple]:
+                held_message: str, held_elsewhere: list[str] = ()) -> list[tuple]:
     """The relay's refill of one tenant as one statement (the caller holds the tenant's lock): pick up to
     `room` due rows (due retries and delayed jobs first, then held jobs by queue order; within each, by
     job priority, then oldest first; each capped kind within its own room), move them to `queued`, and
-    move the tenant's due retries and delayed jobs that did not fit to `pending` with `held_message`.
+    move the tenant's due retries and delayed jobs that did not fit to `pending` with `held_message`, but
+    those of `paused` queues and of kinds `held_elsewhere` (limited across tenants): what holds them
+    says so when it moves them.
     Returns the picked rows as (id, queue, kind, timeout, attempts, enqueued_at before the move,
     request_id, priority)."""
     capped = list(kind_room)
@@ -272,10 +274,11 @@ def refill_pick(*, tenant_id: int, now, room: int, queues: list[str], paused: li
         held AS (
             UPDATE jobs_job SET status = 'pending', updated_at = %s, progress_message = %s
             WHERE tenant_id = %s AND {timed} AND id NOT IN (SELECT id FROM picked)
+              AND queue <> ALL(%s) AND kind <> ALL(%s)
         )
         SELECT * FROM moved
     """
-    params += [room, now, now, now, held_message, tenant_id, now]
+    params += [room, now, now, now, held_message, tenant_id, now, paused, list(held_elsewhere)]
     # Prepared, like the claim: the text is the same for every refill of a given set of queues and
     # capped kinds, and planning this statement cost more than running it.
     with _server_cursor() as cursor:

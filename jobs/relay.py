@@ -390,14 +390,16 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
         elif postgres.supported():
             picked = postgres.refill_pick(tenant_id=tenant_id, now=now, room=room, queues=list(settings.RQ_QUEUES),
                                             paused=sorted(_not_refilled_queues()), kind_room=kind_room,
-                                            held_message=HELD_AT_LIMIT)
+                                            held_message=HELD_AT_LIMIT, held_elsewhere=sorted(global_limits()))
         else:
             picked = _pick(tenant_id, now, room, kind_room)
             Job.objects.filter(pk__in=[row[0] for row in picked]).transition(
                 Status.QUEUED, enqueued_at=now, progress_message="")
-            # Due retries and delayed jobs that did not fit wait with the others, saying why.
+            # Due retries and delayed jobs that did not fit wait with the others, saying why (those of paused
+            # queues and of limits across tenants are left to what holds them).
             due.filter(status__in=(Status.SCHEDULED, Status.RETRYING)).exclude(
-                pk__in=[row[0] for row in picked]).transition(Status.PENDING, progress_message=HELD_AT_LIMIT)
+                pk__in=[row[0] for row in picked]).exclude(queue__in=_not_refilled_queues()).exclude(
+                kind__in=list(global_limits())).transition(Status.PENDING, progress_message=HELD_AT_LIMIT)
     for kind, tokens in granted.items():
         transport.rate_return(f"{tenant_id}:{kind}", tokens - sum(1 for row in picked if row[2] == kind),
                               second=second)

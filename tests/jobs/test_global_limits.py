@@ -158,3 +158,15 @@ def test_the_queues_page_shows_each_limit_and_what_waits_for_it_within_the_users
     client.force_login(root)
     capped = {row.subject: row for row in client.get("/admin/jobs/job/queues/").context["limits"]}["tests.global_capped"]
     assert (capped.busy, capped.waiting) == (2, 8)
+
+
+def test_a_due_retry_held_by_a_global_limit_says_so_not_that_its_tenant_is_at_its_limit(acme, settings):
+    settings.JOBS_QUEUE_LIMITS = {"high": {"global_concurrency": 1}}  # acme keeps its own limit of 50
+    enqueue("tests.echo", tenant=acme, payload={"text": "holds the one slot"})
+    retry = enqueue("tests.echo", tenant=acme, payload={"text": "due retry"})
+    Job.objects.filter(pk=retry.pk).update(status=Status.RETRYING, run_at=timezone.now() - timedelta(seconds=1),
+                                           progress_message="")
+    relay.relay()  # the tenant's refill leaves it to the queue's, which holds it with the reason
+    held = Job.objects.get(pk=retry.pk)
+    assert (held.status, held.progress_message) == (
+        Status.PENDING, "Waiting: queue high is at its global limit of 1 at once.")
