@@ -248,6 +248,9 @@ JOBS_KIND_LIMITS = env.json("JOBS_KIND_LIMITS", default={})
 # Limits by queue across every tenant, for every kind on it (but those limited on their own):
 # {"bulk": {"global_concurrency": 5, "global_rate": 20}} (JSON).
 JOBS_QUEUE_LIMITS = env.json("JOBS_QUEUE_LIMITS", default={})
+# enqueue() returns once its INSERT commits; a thread of the process hands the job to Redis (jobs/pusher.py).
+# false: enqueue() also waits for Redis.
+JOBS_PUSH_IN_BACKGROUND = env.bool("JOBS_PUSH_IN_BACKGROUND", default=True)
 # Lines a handler may write with ctx.log() per attempt (kept with the attempt; the rest are counted, not kept).
 JOBS_LOG_LINES = env.int("JOBS_LOG_LINES", default=500)
 JOBS_MAX_PAYLOAD_BYTES = env.int("JOBS_MAX_PAYLOAD_BYTES", default=64 * 1024)

@@ -16,7 +16,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from jobs import relay as relay_module
-from jobs import eventlog, postgres, signals, transport
+from jobs import eventlog, postgres, pusher, signals, transport
 from jobs.models import (
     DEFAULT_PRIORITY, PRIORITIES, TERMINAL, WAITING, Attempt, Job, Source, Status, Trigger, new_job_id,
 )
@@ -286,7 +286,10 @@ def _push_after_commit(jobs: list[Job]) -> None:
                            priority=job.priority)
         for job in jobs
     ]
-    relay_module.hand_over(handovers)
+    if settings.JOBS_PUSH_IN_BACKGROUND:
+        pusher.submit(handovers)  # the caller goes on once its commit is durable
+    else:
+        relay_module.hand_over(handovers)
 
 
 def job_cancel(*, job: Job, user=None) -> Job:

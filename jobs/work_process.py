@@ -28,7 +28,7 @@ import struct
 from django.conf import settings
 from django.db import connections
 
-from jobs import runtime
+from jobs import pusher, runtime
 from jobs.exceptions import WorkHorseDied
 
 logger = logging.getLogger(__name__)
@@ -161,6 +161,7 @@ def _serve(sock: socket.socket, *, parent: int, on_fork) -> None:
             return
         claim = runtime.Claim.from_json(request)
         result = runtime.attempt_execute(claim)
+        pusher.flush()  # what the job enqueued is in Redis before its outcome is: this process may be ended next
         _send(sock, _LENGTH.pack(_rss_mb()) + result.to_json())
 
 

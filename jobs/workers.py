@@ -33,7 +33,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
-from jobs import postgres, reconciler, relay, runtime, transport
+from jobs import postgres, pusher, reconciler, relay, runtime, transport
 from jobs.models import Outcome, Status
 from jobs.transport import TrackedRQJob
 from jobs.work_process import WorkProcess
@@ -308,7 +308,8 @@ class TrackedWorkerMixin:
         try:
             return super().perform_job(job, queue, *args)
         finally:
-            if self.is_horse:
+            if self.is_horse:  # it leaves with os._exit, past atexit: what the job enqueued goes first
+                pusher.flush()
                 connections.close_all()
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from jobs import relay, transport
+from jobs import pusher, relay, transport
 from tenants.models import Membership, Role, Tenant
 from tests.support import RedisServer
 
@@ -38,8 +38,13 @@ def private_redis(redis_server, monkeypatch):
     if not redis_server.is_up():
         redis_server.start()
     point_rq_at(redis_server.url, monkeypatch)
+    # In this process enqueue() pushes before it returns, so a test may read Redis right after it. The
+    # processes tests start (workers, the web) push from their thread as in production, and
+    # tests/jobs/test_pusher.py covers the thread here.
+    monkeypatch.setattr(settings, "JOBS_PUSH_IN_BACKGROUND", False)
     redis_server.client().flushall()
     yield redis_server
+    pusher.flush(2)  # nothing a test left to push lands in the next test's Redis
 
 
 def point_rq_at(url: str, monkeypatch) -> None:
