@@ -210,13 +210,14 @@ def bare_enqueue(n: int) -> float:
 
 
 def tracked_enqueue(n: int) -> float:
-    from jobs import enqueue
+    from jobs import enqueue, pusher
 
     owner = tenant()
     enqueue(NOOP.kind, tenant=owner, payload={"x": 0})
     start = time.perf_counter()
     for i in range(n):
         enqueue(NOOP.kind, tenant=owner, payload={"x": i})
+    pusher.flush(60)  # the clock stops once every job is in Redis, as bare RQ's are
     return time.perf_counter() - start
 
 
@@ -242,7 +243,7 @@ def bare_enqueue_in_transaction(n: int) -> float:
 def tracked_enqueue_in_transaction(n: int, limit: int | None = 0) -> float:
     from django.db import transaction
 
-    from jobs import enqueue
+    from jobs import enqueue, pusher
 
     owner = tenant(limit)
     start = time.perf_counter()
@@ -250,6 +251,7 @@ def tracked_enqueue_in_transaction(n: int, limit: int | None = 0) -> float:
         with transaction.atomic():
             _other_insert(i)
             enqueue(NOOP.kind, tenant=owner, payload={"x": i})
+    pusher.flush(60)  # the clock stops once every job is in Redis, as bare RQ's are
     return time.perf_counter() - start
 
 
@@ -265,12 +267,13 @@ def bare_enqueue_many(n: int) -> float:
 def tracked_enqueue_many(n: int, limit: int | None = 0) -> float:
     from django.db import transaction
 
-    from jobs import enqueue_many
+    from jobs import enqueue_many, pusher
 
     owner = tenant(limit)
     start = time.perf_counter()
     with transaction.atomic():
         enqueue_many(NOOP.kind, tenant=owner, payloads=[{"x": i} for i in range(n)])
+    pusher.flush(60)  # the clock stops once every job is in Redis, as bare RQ's are
     return time.perf_counter() - start
 
 

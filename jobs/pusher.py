@@ -25,6 +25,7 @@ from jobs.relay import hand_over
 logger = logging.getLogger(__name__)
 
 EXIT_FLUSH_SECONDS = 5.0
+LINGER_SECONDS = 0.002  # a job waits at most this long for others to share its round trip
 
 
 class Pusher:
@@ -64,6 +65,8 @@ class Pusher:
             with self._lock:
                 while not self._waiting:
                     self._changed.wait()
+                if LINGER_SECONDS:
+                    self._changed.wait(LINGER_SECONDS)  # let a few more join this round trip
                 batch, self._waiting = self._waiting, []
                 self._in_flight = len(batch)
             try:
