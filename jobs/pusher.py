@@ -3,9 +3,9 @@ INSERT has committed instead of also waiting on Redis (`JOBS_PUSH_IN_BACKGROUND`
 
 Nothing about the record changes: an admitted job is `queued` from its commit on, and RQ's copy is only
 transport. Jobs submitted within `LINGER_SECONDS` of each other, or while a push is under way, go in one
-round trip. A job the process
-never pushed (it died first) is a queued job Redis never got, which the reconciler already re-pushes; a
-job cancelled, paused or pushed twice meanwhile is refused by the claim, as before.
+round trip. A job the process never pushed (it died first) is a queued job Redis never got, which the
+reconciler already re-pushes; a job cancelled, paused or pushed twice meanwhile is refused by the claim,
+as before.
 
 One thread per process, started at the first submit in that process (a forked child starts its own), and
 flushed at exit with a deadline (`atexit`; the work process, which leaves with `os._exit`, flushes first).
