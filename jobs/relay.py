@@ -360,7 +360,7 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
     if state is None or not state["waiting"] or state["paused_at"] is not None:
         return 0
     at_least = min(at_least, state["waiting"])
-    limit = _limit_of(state)
+    limit = concurrency_limit_of(state["concurrency_limit"])
     if limit and limit - state["busy"] < at_least:
         return 0
     due = Job.objects.due(now).filter(tenant_id=tenant_id)
@@ -370,7 +370,7 @@ def refill(tenant_id: int, *, at_least: int = 1, wait: bool = True) -> int:
         state = _tenant_state(tenant_id, now)
         if state is None or state["paused_at"] is not None:
             return 0
-        limit = _limit_of(state)
+        limit = concurrency_limit_of(state["concurrency_limit"])
         if limit and limit - state["busy"] < at_least:
             return 0
         caps = kind_caps()
@@ -567,8 +567,9 @@ def _tenant_state(tenant_id: int, now, enough: int = 1) -> dict | None:
     return dict(zip(("paused_at", "concurrency_limit", "slug", "busy", "waiting"), row, strict=True))
 
 
-def _limit_of(state: dict) -> int:
-    return settings.JOBS_TENANT_CONCURRENCY if state["concurrency_limit"] is None else state["concurrency_limit"]
+def concurrency_limit_of(own: int | None) -> int:
+    """A tenant's concurrency limit from its own setting (None: the project's default); 0: no limit."""
+    return settings.JOBS_TENANT_CONCURRENCY if own is None else own
 
 
 def _lock_tenant(tenant_id: int, *, wait: bool = True) -> bool:

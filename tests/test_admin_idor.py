@@ -26,7 +26,7 @@ from django.urls import URLPattern, reverse
 from django.utils import timezone
 
 from jobs import enqueue
-from jobs.api.models import ApiToken
+from jobs.api.models import ApiToken, token_digest, token_new
 from jobs.mail.models import OutboundEmail
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from jobs.models import AuditAction, AuditEvent, AuditEventJob, AuditState, Batch, Job, KindRetention, QueueState, Status
@@ -137,8 +137,6 @@ def make_incident(tenant: Tenant, user) -> tuple[Incident, list[str]]:
 
 
 def make_api_token(tenant: Tenant, user) -> tuple[ApiToken, list[str]]:
-    from jobs.api.models import token_digest, token_new
-
     # A row as an admin of the tenant would have made it (the makers here are not all admins).
     secret_token, prefix = token_new()
     token = ApiToken.objects.create(tenant=tenant, name=secret(tenant, "api-token"), scope="read-write", prefix=prefix,

@@ -462,7 +462,8 @@ class ScheduleOut(Schema):
 
     @classmethod
     def of(cls, schedule) -> ScheduleOut:
-        last = schedule.runs.order_by("-fire_at").first()
+        """From a schedule read with its `last_run` (`selectors.api_schedule_list`, `api_schedule_get`)."""
+        last = schedule.last_run
         state = "paused" if not schedule.enabled else "active" if schedule.next_fire_at else "ended"
         return cls(id=schedule.pk, name=schedule.name, kind=schedule.kind, payload=schedule.payload,
                    priority=schedule.priority, cron=schedule.cron, description=schedule.description,

@@ -265,10 +265,9 @@ def api_queue_switch(*, token: ApiToken, queue: str, pause: bool, reason: str = 
 def api_platform_call_record(*, token: ApiToken, action: str, request_line: str, refused: str = "") -> AuditEvent:
     """A platform token's call in the audit trail: every read, and every refused call (a write that is let
     through records its own event, as the admin's does)."""
-    if refused:
-        return audit_event_record(user=token.created_by, action=action, target=f"{request_line} via API token {token}",
-                                  state=AuditState.REFUSED, outcome=f"Refused: {refused}", requested=1, refused=1)
-    return audit_event_record(user=token.created_by, action=action, target=f"{request_line} via API token {token}")
+    outcome = dict(state=AuditState.REFUSED, outcome=f"Refused: {refused}", requested=1, refused=1) if refused else {}
+    return audit_event_record(user=token.created_by, action=action, target=f"{request_line} via API token {token}",
+                              **outcome)
 
 
 def _tenant_admin(token: ApiToken, what: str):

@@ -367,8 +367,9 @@ def schedule_create(request: HttpRequest, data: Body[ScheduleIn]) -> Any:
     """A schedule of a public kind, checked as the admin's form checks it (the payload against the kind, the
     cron text, the time zone, `@every` below a minute only for kinds that allow it); every field at fault is
     named. Needs a read-write token whose maker is an admin of the tenant."""
-    schedule = services.api_schedule_save(token=_token(request), schedule=None, fields=data.model_dump())
-    return Status(201, schemas.ScheduleOut.of(schedule))
+    token = _token(request)
+    schedule = services.api_schedule_save(token=token, schedule=None, fields=data.model_dump())
+    return Status(201, schemas.ScheduleOut.of(selectors.api_schedule_get(tenant=token.tenant, schedule_id=schedule.pk)))
 
 
 @api.get("/schedules/{int:schedule_id}", response={200: schemas.ScheduleOut, 404: ERROR, **COMMON},
@@ -384,8 +385,8 @@ def schedule_change(request: HttpRequest, schedule_id: int, data: Body[ScheduleC
     timing missed. Needs a read-write token whose maker is an admin of the tenant."""
     token = _token(request)
     schedule = selectors.api_schedule_get(tenant=token.tenant, schedule_id=schedule_id)
-    schedule = services.api_schedule_save(token=token, schedule=schedule, fields=data.model_dump(exclude_unset=True))
-    return schemas.ScheduleOut.of(schedule)
+    services.api_schedule_save(token=token, schedule=schedule, fields=data.model_dump(exclude_unset=True))
+    return schemas.ScheduleOut.of(selectors.api_schedule_get(tenant=token.tenant, schedule_id=schedule_id))
 
 
 @api.delete("/schedules/{int:schedule_id}", response={204: None, 404: ERROR, **COMMON}, summary="Delete a schedule",
@@ -427,12 +428,11 @@ def schedule_run(request: HttpRequest, schedule_id: int) -> Any:
 
 
 def _schedule_act(request: HttpRequest, schedule_id: int, action: str):
+    """The schedule as it is after the action (None once deleted)."""
     token = _token(request)
     schedule = selectors.api_schedule_get(tenant=token.tenant, schedule_id=schedule_id)
     services.api_schedule_act(token=token, schedule=schedule, action=action)
-    if action != "delete":
-        schedule.refresh_from_db()
-    return schedule
+    return None if action == "delete" else selectors.api_schedule_get(tenant=token.tenant, schedule_id=schedule_id)
 
 
 # --- the platform (platform tokens only) --------------------------------------------------------------

@@ -4,7 +4,9 @@ write an audit event naming the token."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from jobs.models import AuditAction, AuditEvent, Job
 from jobs.schedules.models import RunOutcome, Schedule
@@ -128,3 +130,20 @@ def test_the_admin_form_refuses_what_the_api_refuses(client, alice, acme):
     errors = response.context["adminform"].form.errors
     assert "payload.steps:" in errors["payload"][0] and "at most every 10 seconds" in errors["cron"][0]
     assert not Schedule.objects.exists()
+
+
+def test_the_list_reads_every_schedules_last_run_in_one_query(writer, acme):
+    def listed() -> tuple[int, list]:
+        with CaptureQueriesContext(connection) as queries:
+            body = writer.get("/api/v1/schedules").json()
+        return len(queries), body
+
+    made(writer)
+    writer.post(f"/api/v1/schedules/{Schedule.objects.get().pk}/run")
+    one, _ = listed()
+    for n in range(4):
+        schedule = made(writer, {**NIGHTLY, "name": f"nightly {n}"})
+        writer.post(f"/api/v1/schedules/{schedule['id']}/run")
+    five, body = listed()
+    assert five == one and len(body) == 5
+    assert all(entry["last_run"]["outcome"] == RunOutcome.MANUAL and entry["last_run"]["job"] for entry in body)
