@@ -239,7 +239,7 @@ def api_jobs_clean(*, token: ApiToken, days: int, statuses: list[str], reason: s
     """Delete the tenant's finished jobs of `statuses` that finished more than `days` days ago (pinned ones
     kept), as the admin's Clean does: now, or past JOBS_ADMIN_BULK_THRESHOLD as a tracked background job.
     The maker must be an admin of the tenant now (PermissionDenied otherwise)."""
-    maker = _tenant_admin(token, "Cleaning")
+    maker = _tenant_admin(token, "Cleaning", AuditAction.CLEAN)
     selection = urlencode({"tenant__id__exact": token.tenant.pk, "status__in": ",".join(statuses)})
     return staff.staff_jobs_act_now_or_later(
         action=AuditAction.CLEAN, user=maker, jobs=selectors.job_selection(user=maker, selection=selection),
@@ -270,12 +270,16 @@ def api_platform_call_record(*, token: ApiToken, action: str, request_line: str,
                               **outcome)
 
 
-def _tenant_admin(token: ApiToken, what: str):
-    """The token's maker, if an admin of its tenant now; PermissionDenied (a 403) naming them otherwise."""
+def _tenant_admin(token: ApiToken, what: str, action: str):
+    """The token's maker, if an admin of its tenant now; otherwise a refused audit event of `action` and
+    PermissionDenied (a 403), both naming them."""
     maker = token.created_by
     if not user_has_role(user=maker, role=Role.ADMIN, tenant=token.tenant):
-        raise PermissionDenied(f"{what} needs an admin of {token.tenant}; {maker.get_username()}, who made "
-                               f"token {token.prefix}, is not one.")
+        message = (f"{what} needs an admin of {token.tenant}; {maker.get_username()}, who made token "
+                   f"{token.prefix}, is not one.")
+        _token_event(token=token, action=action, job_id=None, state=AuditState.REFUSED, requested=1, refused=1,
+                     outcome=f"Refused: {message}", about=what.lower())
+        raise PermissionDenied(message)
     return maker
 
 
@@ -289,7 +293,8 @@ def api_schedule_save(*, token: ApiToken, schedule: Schedule | None, fields: dic
     """Make (`schedule` None) or change one of the token's tenant's schedules from `fields`, checked as the
     admin's form checks them (`schedule_check`), all or nothing: a ValidationError names every field at
     fault. Public kinds only; the maker must be an admin of the tenant now. Audited as the admin's save."""
-    maker = _tenant_admin(token, "Managing schedules")
+    maker = _tenant_admin(token, "Managing schedules",
+                          AuditAction.SCHEDULE_ADD if schedule is None else AuditAction.SCHEDULE_CHANGE)
     if "kind" in fields and fields["kind"] not in public_kind_names() and (
             schedule is None or fields["kind"] != schedule.kind):
         raise ValidationError({"kind": [f"Not a job kind this API may start; public kinds: "
@@ -319,10 +324,14 @@ def api_schedule_save(*, token: ApiToken, schedule: Schedule | None, fields: dic
     return schedule_save(schedule=target, user=maker, changed=changed)
 
 
+SCHEDULE_ACTIONS = {"run": AuditAction.SCHEDULE_RUN_NOW, "delete": AuditAction.SCHEDULE_DELETE,
+                    "pause": AuditAction.SCHEDULE_PAUSE, "resume": AuditAction.SCHEDULE_RESUME}
+
+
 def api_schedule_act(*, token: ApiToken, schedule: Schedule, action: str) -> ScheduleRun | None:
     """Pause, resume, run now or delete one of the token's tenant's schedules, as the admin does (the maker
     must be an admin of the tenant now); audited. Run now returns its run (with the job, or why none)."""
-    maker = _tenant_admin(token, "Managing schedules")
+    maker = _tenant_admin(token, "Managing schedules", SCHEDULE_ACTIONS[action])
     if action == "run":
         return schedule_run_now(schedule=schedule, user=maker)
     if action == "delete":

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from jobs.models import AuditAction, AuditEvent, Job
+from jobs.models import AuditAction, AuditEvent, AuditState, Job
 from jobs.schedules.models import RunOutcome, Schedule
 from tests.api.conftest import Caller, assert_error
 
@@ -111,6 +111,10 @@ def test_writes_need_an_admin_and_reads_any_token_of_the_tenant(writer, reader, 
         assert "olga" in error["message"] and "admin" in error["message"]
         assert_error(reader.request(method, path, body), 403, "insufficient_scope")
     assert Schedule.objects.get().priority == 7 and Schedule.objects.get().enabled and not Job.objects.exists()
+    refused = AuditEvent.objects.filter(state=AuditState.REFUSED, actor_name__contains=row.prefix)
+    assert sorted(refused.values_list("action", flat=True)) == sorted([
+        AuditAction.SCHEDULE_ADD, AuditAction.SCHEDULE_CHANGE, AuditAction.SCHEDULE_PAUSE,
+        AuditAction.SCHEDULE_RUN_NOW, AuditAction.SCHEDULE_DELETE])  # olga's five, each on the record
     theirs = Schedule.objects.create(tenant=globex, name="theirs", kind="diagnostics.ping", cron="@daily")
     for method, suffix in [("GET", ""), ("PATCH", ""), ("POST", "/run"), ("DELETE", "")]:
         assert_error(writer.request(method, f"/api/v1/schedules/{theirs.pk}{suffix}", {} if method == "PATCH" else None),
