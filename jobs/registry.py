@@ -267,8 +267,8 @@ def global_limits() -> dict[str, GlobalLimit]:
 def queue_limits() -> dict[str, GlobalLimit]:
     """Queues limited across every tenant, from JOBS_QUEUE_LIMITS ({"bulk": {"global_concurrency": 5,
     "global_rate": 20}}): every job on the queue counts, whatever its kind, except kinds limited on their
-    own (a job is under one global limit; `global_limit_conflicts` refuses a kind under both). Do not
-    change the dict returned."""
+    own (a job is under one global limit; `manage.py check` warns of each kind under both,
+    `global_limit_conflicts`). Do not change the dict returned."""
     global _queue_cache
     configured = settings.JOBS_QUEUE_LIMITS
     if _queue_cache is not None and _queue_cache[0] is configured:

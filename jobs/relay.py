@@ -434,8 +434,13 @@ class GlobalScope:
         return f"{self.field}:{self.name}"
 
     @property
+    def subject(self) -> str:
+        """What it limits, as people read it: "email.send", "queue bulk"."""
+        return self.name if self.field == "kind" else f"queue {self.name}"
+
+    @property
     def reason(self) -> str:
-        return self.limit.reason(self.name if self.field == "kind" else f"queue {self.name}")
+        return self.limit.reason(self.subject)
 
     def jobs(self, rows):
         if self.field == "kind":

@@ -22,7 +22,7 @@ from django.utils import timezone
 from jobs import relay, transport
 from jobs.stats import Bar
 from jobs.models import (
-    SHORT_ID_LENGTH, UNFINISHED, Attempt, AuditEvent, AuditEventJob, Job, QueueState, Status, short_id_expression,
+    ACTIVE_STATUSES, SHORT_ID_LENGTH, UNFINISHED, Attempt, AuditEvent, AuditEventJob, Job, QueueState, Status, short_id_expression,
 )
 from tenants.models import Role, Tenant
 from tenants.selectors import tenant_ids_with_role, tenant_list_for_user
@@ -189,15 +189,11 @@ class LimitRow:
     busy: int  # queued or running
     waiting: int  # held for it
 
-    @property
-    def subject(self) -> str:
-        return self.scope.name if self.scope.field == "kind" else f"queue {self.scope.name}"
-
 
 def global_limit_rows(*, jobs: QuerySet[Job]) -> list[LimitRow]:
     """Each limit across tenants with the jobs of `jobs` (a user's scope) under it: queued or running, and
     waiting for it. Two counts per limit, over the small active and pending indexes."""
-    return [LimitRow(scope=scope, busy=scope.jobs(jobs.filter(status__in=(Status.QUEUED, Status.RUNNING))).count(),
+    return [LimitRow(scope=scope, busy=scope.jobs(jobs.filter(status__in=ACTIVE_STATUSES)).count(),
                      waiting=scope.jobs(jobs.filter(status=Status.PENDING)).count())
             for scope in relay.global_scopes()]
 

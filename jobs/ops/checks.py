@@ -6,7 +6,7 @@ import binascii
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
@@ -42,8 +42,9 @@ def ops_settings_check(app_configs, **kwargs) -> list[Error]:
 
 
 @register()
-def global_limits_check(app_configs, **kwargs) -> list[Warning]:
-    """A queue's limit across tenants does not cover kinds limited on their own: say so, naming them."""
+def global_limits_check(app_configs, **kwargs) -> list[CheckMessage]:
+    """JOBS_QUEUE_LIMITS names configured queues with whole-number limits; and a queue's limit does not
+    cover kinds limited on their own: say so, naming them."""
     problems = []
     unknown = sorted(set(settings.JOBS_QUEUE_LIMITS) - set(settings.RQ_QUEUES))
     if unknown:

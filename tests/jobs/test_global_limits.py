@@ -149,14 +149,15 @@ def test_the_queues_page_shows_each_limit_and_what_waits_for_it_within_the_users
             enqueue("tests.global_capped", tenant=tenant, payload={"n": n})
     client.force_login(alice)
     page = client.get("/admin/jobs/job/queues/")
-    rows = {row.subject: row for row in page.context["limits"]}
+    rows = {row.scope.subject: row for row in page.context["limits"]}
     assert list(rows) == ["tests.global_capped", "tests.global_rated", "queue low"]
     capped = rows["tests.global_capped"]
     assert capped.busy + capped.waiting == 4 and capped.busy <= 2  # acme's only: globex's are not alice's to count
     html = page.content.decode()
     assert 'data-limit="kind:tests.global_capped"' in html and "(your tenants)" in html
     client.force_login(root)
-    capped = {row.subject: row for row in client.get("/admin/jobs/job/queues/").context["limits"]}["tests.global_capped"]
+    capped = {row.scope.subject: row for row in client.get("/admin/jobs/job/queues/").context["limits"]}[
+        "tests.global_capped"]
     assert (capped.busy, capped.waiting) == (2, 8)
 
 
